@@ -1,0 +1,85 @@
+/**
+ * Executing a plan: removals first (they free capacity), then creations, each group with bounded concurrency.
+ * One action failing never stops the others; every outcome is reported. The rules live in lib/plan.ts.
+ */
+import type { Action } from "./plan.ts";
+import type { GithubClient } from "./github.ts";
+import type { LxdClient } from "./lxd.ts";
+import { spawnRunner, type SpawnDeps, type SpawnSpec } from "./spawn.ts";
+
+export type Outcome =
+  /** Done as planned. */
+  | "done"
+  /** Removal cancelled: GitHub refused to deregister because the runner took a job. */
+  | "kept-busy"
+  | "failed";
+
+export interface ActionResult {
+  action: Action;
+  outcome: Outcome;
+  /** The runner a create made. */
+  name?: string;
+  error?: string;
+  durationMs: number;
+}
+
+export interface ActDeps extends SpawnDeps {
+  github: Pick<GithubClient, "generateJitConfig" | "deleteRunner">;
+  lxd: Pick<LxdClient, "createInstance" | "deleteInstance" | "exec" | "pushFile">;
+  /** The spawn spec for a create, with a fresh name. */
+  specFor: (action: Extract<Action, { kind: "create" }>) => SpawnSpec;
+  clock: () => number;
+}
+
+export async function act(deps: ActDeps, actions: Action[], opts: { concurrency: number; signal?: AbortSignal }): Promise<ActionResult[]> {
+  const removals = actions.filter((a) => a.kind === "remove");
+  const creates = actions.filter((a) => a.kind === "create");
+  const run = (a: Action) => timed(deps.clock, () => a.kind === "remove" ? removeOne(deps, a, opts.signal) : createOne(deps, a, opts.signal), a);
+  return [...await mapBounded(removals, opts.concurrency, run), ...await mapBounded(creates, opts.concurrency, run)];
+}
+
+async function removeOne(deps: ActDeps, a: Extract<Action, { kind: "remove" }>, signal?: AbortSignal): Promise<Omit<ActionResult, "durationMs" | "action">> {
+  if (a.busy) {
+    // flush --busy: the operator asked to kill the job. The instance goes first; GitHub refuses to deregister a
+    // busy runner until it reads offline, so a refusal here is expected and the next pass cleans up.
+    if (a.instance) await deps.lxd.deleteInstance(a.name, { signal });
+    if (a.runnerId !== undefined) await deps.github.deleteRunner(a.runnerId, signal);
+    return { outcome: "done" };
+  }
+  if (a.runnerId !== undefined) {
+    // Deregister FIRST: GitHub's busy flag lags a job's start by up to a minute; its 422 is the only safe answer.
+    const result = await deps.github.deleteRunner(a.runnerId, signal);
+    if (result === "busy") return { outcome: "kept-busy" };
+  }
+  if (a.instance) await deps.lxd.deleteInstance(a.name, { signal });
+  return { outcome: "done" };
+}
+
+async function createOne(deps: ActDeps, a: Extract<Action, { kind: "create" }>, signal?: AbortSignal): Promise<Omit<ActionResult, "durationMs" | "action">> {
+  const spec = deps.specFor(a);
+  await spawnRunner(deps, spec, { signal });
+  return { outcome: "done", name: spec.name };
+}
+
+async function timed(clock: () => number, f: () => Promise<Omit<ActionResult, "durationMs" | "action">>, action: Action): Promise<ActionResult> {
+  const start = clock();
+  try {
+    return { action, ...await f(), durationMs: clock() - start };
+  } catch (e) {
+    return { action, outcome: "failed", error: (e as Error).message ?? String(e), durationMs: clock() - start };
+  }
+}
+
+/** Promise.all with at most `limit` in flight; keeps input order. */
+export async function mapBounded<T, R>(items: T[], limit: number, f: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await f(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

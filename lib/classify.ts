@@ -1,0 +1,74 @@
+/**
+ * Join what GitHub and LXD report into one view per runner name, each in exactly one named bucket. Pure.
+ * Everything not owned by this prefix is dropped here, so nothing downstream can touch it.
+ */
+import type { GithubRunner, Instance, InstanceType, Observed } from "./types.ts";
+import { isOwnedInstance, isOwnedName } from "./names.ts";
+
+export type Bucket =
+  /** Online, not busy, instance running: counts toward the target. */
+  | "idle"
+  /** GitHub says busy: never removed by reconcile, whatever else is true. */
+  | "busy"
+  /** Instance running, runner not (yet) online, younger than boot-timeout: counts toward the target. */
+  | "booting"
+  /** Instance running, runner not online, older than boot-timeout: failed; remove. */
+  | "boot-timeout"
+  /** Instance not running (stopped, errored, frozen): remove. */
+  | "stopped"
+  /** GitHub registration offline and no instance: a leftover; deregister. */
+  | "orphan-registration"
+  /** Online registration without an instance: GitHub has not noticed yet; left alone until it reads offline. */
+  | "vanishing";
+
+export interface RunnerView {
+  name: string;
+  bucket: Bucket;
+  /** Known from the instance; undefined for a registration without an instance. */
+  type?: InstanceType;
+  runner?: GithubRunner;
+  instance?: Instance;
+  /** Since instance creation; 0 without an instance. */
+  ageMs: number;
+}
+
+const LIVE_STATUSES = new Set(["Running", "Starting"]);
+
+export function classify(observed: Observed, prefix: string, bootTimeoutMs: number, now: number): RunnerView[] {
+  const runners = new Map<string, GithubRunner>();
+  for (const r of observed.runners) if (isOwnedName(prefix, r.name)) runners.set(r.name, r);
+  const instances = new Map<string, Instance>();
+  for (const i of observed.instances) if (isOwnedInstance(prefix, i)) instances.set(i.name, i);
+
+  const names = new Set([...runners.keys(), ...instances.keys()]);
+  return [...names].sort().map((name) => {
+    const runner = runners.get(name);
+    const instance = instances.get(name);
+    const ageMs = instance ? Math.max(0, now - instance.createdAt) : 0;
+    return { name, runner, instance, type: instance?.type, ageMs, bucket: bucketOf(runner, instance, ageMs, bootTimeoutMs) };
+  });
+}
+
+function bucketOf(runner: GithubRunner | undefined, instance: Instance | undefined, ageMs: number, bootTimeoutMs: number): Bucket {
+  // Busy wins over everything: GitHub's flag is the only evidence of a job, and losing a job is the worst outcome.
+  if (runner?.busy) return "busy";
+  if (!instance) return runner!.status === "online" ? "vanishing" : "orphan-registration";
+  if (!LIVE_STATUSES.has(instance.status)) return "stopped";
+  if (runner?.status === "online") return "idle";
+  return ageMs < bootTimeoutMs ? "booting" : "boot-timeout";
+}
+
+/** Counts per bucket, for reports and metrics. */
+export function countBuckets(views: RunnerView[]): Record<Bucket, number> {
+  const counts: Record<Bucket, number> = {
+    idle: 0,
+    busy: 0,
+    booting: 0,
+    "boot-timeout": 0,
+    stopped: 0,
+    "orphan-registration": 0,
+    vanishing: 0,
+  };
+  for (const v of views) counts[v.bucket]++;
+  return counts;
+}

@@ -1,0 +1,14 @@
+/** `reconcile` and `flush`: one pass (flush: remove idle, or all, runners first), then exit. */
+import type { Config } from "../config.ts";
+import { lockPath, makeDeps } from "../deps.ts";
+import { withLock } from "../lock.ts";
+import { runPass } from "../reconcile.ts";
+import { formatPassReport } from "../report_format.ts";
+import type { Io } from "./io.ts";
+
+export async function reconcileCommand(config: Config, io: Io, opts: { json: boolean; flush?: { busy: boolean } }): Promise<number> {
+  const deps = makeDeps(config);
+  const report = await withLock(lockPath(config), () => runPass(deps, config, { flush: opts.flush, signal: io.stop }));
+  io.out(opts.json ? JSON.stringify(report) + "\n" : formatPassReport(report) + "\n");
+  return report.ok ? 0 : 1;
+}

@@ -1,0 +1,206 @@
+/**
+ * The configuration: parsed and validated once, at the edge, into a frozen Config. Nothing else reads the
+ * environment or the config file. `parseConfig` is pure; `loadConfig` (lib/config_load.ts) does the I/O.
+ */
+import { ConfigError } from "./errors.ts";
+import { isLxdSize, parseDuration } from "./units.ts";
+import { validatePrefix } from "./names.ts";
+
+export type Scope = { kind: "org"; org: string } | { kind: "repo"; owner: string; repo: string };
+
+export interface Config {
+  readonly path: string;
+  readonly scope: Scope;
+  /** Non-enumerable: JSON.stringify(config) and logging a config never show it. */
+  readonly token: string;
+  readonly containers: number;
+  readonly virtualMachines: number;
+  readonly checkIntervalMs: number;
+  readonly labels: readonly string[];
+  readonly group: string;
+  readonly image: string;
+  readonly vmCpu: number;
+  readonly vmMemory: string;
+  readonly vmDisk: string;
+  readonly maxRunners: number;
+  readonly bootTimeoutMs: number;
+  /** Undefined: auto-detect at connect time. */
+  readonly lxdSocket?: string;
+  readonly githubApiUrl: string;
+  readonly namePrefix: string;
+  readonly cacheDir: string;
+}
+
+type Kind = "string" | "count" | "duration" | "labels" | "size" | "path" | "url";
+interface KeySpec {
+  kind: Kind;
+  default?: unknown;
+  /** Mininum for counts. */
+  min?: number;
+}
+
+/** Every key the config file and the command line accept, with its default. The README documents each. */
+export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = Object.freeze({
+  "path": { kind: "string" },
+  "token": { kind: "string" },
+  "token-file": { kind: "path" },
+  "containers": { kind: "count", default: 0, min: 0 },
+  "virtual-machines": { kind: "count", default: 0, min: 0 },
+  "check-interval": { kind: "duration", default: "5m" },
+  "labels": { kind: "labels", default: [] },
+  "group": { kind: "string", default: "default" },
+  "image": { kind: "string", default: "github-runner" },
+  "vm-cpu": { kind: "count", default: 2, min: 1 },
+  "vm-memory": { kind: "size", default: "7GiB" },
+  "vm-disk": { kind: "size", default: "10GiB" },
+  "max-runners": { kind: "count", default: 0, min: 0 },
+  "boot-timeout": { kind: "duration", default: "10m" },
+  "lxd-socket": { kind: "path" },
+  "github-api-url": { kind: "url", default: "https://api.github.com" },
+  "name-prefix": { kind: "string" },
+  "cache-dir": { kind: "path", default: "/var/cache/github-runner" },
+});
+
+/** Raw values by key, as read from TOML (typed) or flags (strings). */
+export type RawConfig = Record<string, unknown>;
+
+export interface ConfigSources {
+  /** Parsed TOML file contents. */
+  file?: RawConfig;
+  /** `--key value` flags; they override the file. */
+  flags?: RawConfig;
+  /** GITHUB_TOKEN from the environment, used when neither token nor token-file is set. */
+  envToken?: string;
+  /** Contents of token-file, when the file named one (read by the caller). */
+  tokenFileText?: string;
+  /** The host name: the default name-prefix. */
+  hostname: string;
+}
+
+const NAME = /^[A-Za-z0-9_.-]+$/;
+
+/** Validates and merges the sources; throws ConfigError naming the first bad key. Never echoes a token. */
+export function parseConfig(src: ConfigSources): Config {
+  const raw: RawConfig = { ...(src.file ?? {}), ...(src.flags ?? {}) };
+  for (const key of Object.keys(raw)) {
+    if (!(key in CONFIG_KEYS)) {
+      throw new ConfigError(key, `unknown key (known keys: ${Object.keys(CONFIG_KEYS).join(", ")})`);
+    }
+  }
+  const get = (key: string) => normalise(key, raw[key] ?? CONFIG_KEYS[key].default);
+
+  const path = get("path") as string | undefined;
+  if (path === undefined || path === "") throw new ConfigError("path", "is required: an organisation or owner/repo");
+  const scope = parseScope(path);
+
+  const token = pickToken(raw, src);
+  const namePrefix = (get("name-prefix") as string | undefined) ?? defaultPrefix(src.hostname);
+  const prefixProblem = validatePrefix(namePrefix);
+  if (prefixProblem) throw new ConfigError("name-prefix", `"${namePrefix}" ${prefixProblem}`);
+
+  const config = {
+    path,
+    scope,
+    containers: get("containers") as number,
+    virtualMachines: get("virtual-machines") as number,
+    checkIntervalMs: get("check-interval") as number,
+    labels: get("labels") as string[],
+    group: get("group") as string,
+    image: get("image") as string,
+    vmCpu: get("vm-cpu") as number,
+    vmMemory: get("vm-memory") as string,
+    vmDisk: get("vm-disk") as string,
+    maxRunners: get("max-runners") as number,
+    bootTimeoutMs: get("boot-timeout") as number,
+    lxdSocket: get("lxd-socket") as string | undefined,
+    githubApiUrl: (get("github-api-url") as string).replace(/\/+$/, ""),
+    namePrefix,
+    cacheDir: get("cache-dir") as string,
+  };
+  if (config.checkIntervalMs < 1_000) throw new ConfigError("check-interval", "must be at least 1s");
+  if (config.bootTimeoutMs < 1_000) throw new ConfigError("boot-timeout", "must be at least 1s");
+  if (scope.kind === "repo" && config.group !== "default") {
+    throw new ConfigError("group", `runner groups exist only for organisations, and path "${path}" is a repository`);
+  }
+  Object.defineProperty(config, "token", { value: token, enumerable: false });
+  return Object.freeze(config) as unknown as Config;
+}
+
+function parseScope(path: string): Scope {
+  const parts = path.split("/");
+  if (parts.length === 1 && NAME.test(parts[0])) return { kind: "org", org: parts[0] };
+  if (parts.length === 2 && parts.every((p) => NAME.test(p))) return { kind: "repo", owner: parts[0], repo: parts[1] };
+  throw new ConfigError("path", `"${path}" is neither an organisation nor owner/repo`);
+}
+
+function pickToken(raw: RawConfig, src: ConfigSources): string {
+  if (raw["token"] !== undefined && raw["token-file"] !== undefined) {
+    throw new ConfigError("token", "set token or token-file, not both");
+  }
+  let token: string | undefined;
+  if (raw["token"] !== undefined) token = normalise("token", raw["token"]) as string;
+  else if (raw["token-file"] !== undefined) token = src.tokenFileText?.replace(/\r?\n$/, "");
+  else token = src.envToken;
+  if (!token) {
+    const where = raw["token-file"] !== undefined ? `the file "${raw["token-file"]}" is empty` : "no token";
+    throw new ConfigError("token", `${where}: set token, token-file or the GITHUB_TOKEN environment variable`);
+  }
+  if (/\s/.test(token)) throw new ConfigError(raw["token-file"] ? "token-file" : "token", "the token contains white space");
+  return token;
+}
+
+/** The first label of the host name, lower-cased: a stable, per-host default prefix. */
+export function defaultPrefix(hostname: string): string {
+  return hostname.split(".")[0].toLowerCase();
+}
+
+function normalise(key: string, value: unknown): unknown {
+  if (value === undefined) return undefined;
+  const spec = CONFIG_KEYS[key];
+  const shown = key === "token" ? "(hidden)" : JSON.stringify(value);
+  switch (spec.kind) {
+    case "string":
+    case "path": {
+      if (typeof value !== "string") throw new ConfigError(key, `must be a string, got ${shown}`);
+      return value;
+    }
+    case "url": {
+      if (typeof value !== "string" || !/^https?:\/\/[^\s/]+/.test(value)) {
+        throw new ConfigError(key, `must be an http(s) URL, got ${shown}`);
+      }
+      return value;
+    }
+    case "count": {
+      const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : value;
+      if (typeof n !== "number" || !Number.isSafeInteger(n) || n < (spec.min ?? 0)) {
+        throw new ConfigError(key, `must be a whole number >= ${spec.min ?? 0}, got ${shown}`);
+      }
+      return n;
+    }
+    case "duration": {
+      const ms = parseDuration(value);
+      if (ms === undefined) throw new ConfigError(key, `must be minutes or a duration like "30s" or "5m", got ${shown}`);
+      return ms;
+    }
+    case "size": {
+      if (typeof value !== "string" || !isLxdSize(value)) {
+        throw new ConfigError(key, `must be a size like "7GiB" or "512MiB", got ${shown}`);
+      }
+      return value;
+    }
+    case "labels":
+      return parseLabels(key, value);
+  }
+}
+
+function parseLabels(key: string, value: unknown): string[] {
+  const items = typeof value === "string" ? value.split(",") : value;
+  if (!Array.isArray(items) || items.some((l) => typeof l !== "string")) {
+    throw new ConfigError(key, `must be a list of strings or a comma-separated string, got ${JSON.stringify(value)}`);
+  }
+  const labels = items.map((l: string) => l.trim()).filter((l) => l !== "");
+  for (const label of labels) {
+    if (label.length > 256 || /[\s,]/.test(label)) throw new ConfigError(key, `label "${label}" is not valid`);
+  }
+  return [...new Set(labels)];
+}

@@ -1,0 +1,39 @@
+/** The I/O half of configuration: reads the TOML file, token-file and environment, then parseConfig. */
+import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { parse as parseToml } from "smol-toml";
+import { type Config, parseConfig, type RawConfig } from "./config.ts";
+import { ConfigError } from "./errors.ts";
+
+export const DEFAULT_CONFIG_FILE = "/etc/github-runner/config.toml";
+
+export function loadConfig(opts: { file?: string; flags: RawConfig; env: Record<string, string | undefined> }): Config {
+  const path = opts.file ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  let file: RawConfig | undefined;
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (e) {
+      throw new ConfigError("config", `cannot read "${path}": ${(e as { code?: string }).code ?? (e as Error).message}`);
+    }
+    try {
+      file = parseToml(text) as RawConfig;
+    } catch (e) {
+      // Only smol-toml's first line: the following ones quote the offending source line, which may hold a token.
+      const first = String((e as Error).message).split("\n")[0];
+      const where = (e as { line?: number }).line ? ` (line ${(e as { line?: number }).line})` : "";
+      throw new ConfigError("config", `"${path}" is not valid TOML${where}: ${first}`);
+    }
+  }
+  const tokenFile = (opts.flags["token-file"] ?? file?.["token-file"]) as string | undefined;
+  let tokenFileText: string | undefined;
+  if (typeof tokenFile === "string") {
+    try {
+      tokenFileText = readFileSync(tokenFile, "utf8");
+    } catch (e) {
+      throw new ConfigError("token-file", `cannot read "${tokenFile}": ${(e as { code?: string }).code ?? (e as Error).message}`);
+    }
+  }
+  return parseConfig({ file, flags: opts.flags, envToken: opts.env.GITHUB_TOKEN, tokenFileText, hostname: hostname() });
+}

@@ -1,0 +1,120 @@
+/**
+ * The planner: given what GitHub and LXD report, what to create and what to remove. Pure, and the ONE place
+ * that owns every rule of a pass (targets, the cap, cleanup, busy protection). lib/act.ts only executes.
+ */
+import type { Desired, InstanceType, Observed } from "./types.ts";
+import { type Bucket, classify, type RunnerView } from "./classify.ts";
+
+export type RemoveCause = "surplus" | "over-cap" | "boot-timeout" | "stopped" | "orphan-registration" | "flush";
+
+export type Action =
+  | { kind: "create"; type: InstanceType; reason: string }
+  | {
+    kind: "remove";
+    name: string;
+    cause: RemoveCause;
+    reason: string;
+    /** Deregister this GitHub runner first; a 422 (it took a job) cancels the removal. */
+    runnerId?: number;
+    /** Delete this instance once deregistration succeeded (or there was nothing to deregister). */
+    instance: boolean;
+    /** flush --busy only: the runner is busy; delete the instance first, deregistration may lag. */
+    busy?: true;
+  };
+
+export interface Plan {
+  views: RunnerView[];
+  actions: Action[];
+}
+
+const TYPES: readonly InstanceType[] = ["container", "virtual-machine"];
+
+/** Removal rules that do not depend on the target: broken or leftover runners. Never busy ones. */
+const CLEANUP: Partial<Record<Bucket, (v: RunnerView) => string>> = {
+  "boot-timeout": (v) => `instance running ${seconds(v.ageMs)}s without an online runner (boot-timeout exceeded)`,
+  stopped: (v) => `instance is ${v.instance!.status.toLowerCase()}`,
+  "orphan-registration": () => "offline registration without an instance",
+};
+
+export function plan(observed: Observed, desired: Desired, now: number): Plan {
+  const views = classify(observed, desired.prefix, desired.bootTimeoutMs, now);
+  const actions: Action[] = [];
+  const removed = new Set<string>();
+  const remove = (v: RunnerView, cause: RemoveCause, reason: string) => {
+    removed.add(v.name);
+    actions.push({ kind: "remove", name: v.name, cause, reason, runnerId: v.runner?.id, instance: !!v.instance });
+  };
+
+  for (const v of views) {
+    const rule = CLEANUP[v.bucket];
+    if (rule) remove(v, v.bucket as RemoveCause, rule(v));
+  }
+
+  // Oldest first: an old idle runner is the likeliest to be stale, and the order is deterministic.
+  const idleOldestFirst = (type?: InstanceType) =>
+    views.filter((v) => v.bucket === "idle" && (!type || v.type === type) && !removed.has(v.name))
+      .sort((a, b) => b.ageMs - a.ageMs || a.name.localeCompare(b.name));
+
+  const need = new Map<InstanceType, number>();
+  for (const type of TYPES) {
+    const target = type === "container" ? desired.containers : desired.virtualMachines;
+    const ready = views.filter((v) => v.type === type && (v.bucket === "idle" || v.bucket === "booting")).length;
+    const surplus = ready - target;
+    for (const v of idleOldestFirst(type).slice(0, Math.max(0, surplus))) {
+      remove(v, "surplus", `idle+booting ${ready} > target ${target}`);
+    }
+    need.set(type, Math.max(0, target - ready));
+  }
+
+  // The cap counts every runner holding host resources: idle, busy and booting.
+  const live = views.filter((v) => ["idle", "busy", "booting"].includes(v.bucket) && !removed.has(v.name)).length;
+  let room = desired.maxRunners > 0 ? desired.maxRunners - live : Infinity;
+  if (room < 0) {
+    for (const v of idleOldestFirst().slice(0, -room)) {
+      remove(v, "over-cap", `${live} runners > max-runners ${desired.maxRunners}`);
+    }
+    room = 0;
+  }
+
+  // Alternate types so a cap shares the room instead of starving virtual machines.
+  const pending = new Map(need);
+  while (room > 0 && [...pending.values()].some((n) => n > 0)) {
+    for (const type of TYPES) {
+      const n = pending.get(type)!;
+      if (n === 0 || room === 0) continue;
+      const target = type === "container" ? desired.containers : desired.virtualMachines;
+      actions.push({ kind: "create", type, reason: `idle+booting ${target - n} < target ${target}` });
+      pending.set(type, n - 1);
+      room--;
+    }
+  }
+  return { views, actions };
+}
+
+/**
+ * `flush`: remove every idle and booting runner (and with `busy`, the busy ones too) so that the following
+ * reconcile replaces them. Broken runners are cleaned up as in a normal pass.
+ */
+export function planFlush(observed: Observed, desired: Desired, now: number, opts: { busy: boolean }): Plan {
+  const { views, actions } = plan(observed, { ...desired, containers: 0, virtualMachines: 0, maxRunners: 0 }, now);
+  const flushed: Action[] = actions.filter((a) => a.kind === "remove" && a.cause !== "surplus");
+  for (const v of views) {
+    const take = v.bucket === "idle" || v.bucket === "booting" || (opts.busy && v.bucket === "busy");
+    if (!take) continue;
+    const action: Action = {
+      kind: "remove",
+      name: v.name,
+      cause: "flush",
+      reason: `flush of ${v.bucket} runners`,
+      runnerId: v.runner?.id,
+      instance: !!v.instance,
+    };
+    if (v.bucket === "busy") action.busy = true;
+    flushed.push(action);
+  }
+  return { views, actions: flushed };
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms / 1000);
+}

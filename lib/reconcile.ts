@@ -1,0 +1,179 @@
+/**
+ * One reconciliation pass: observe -> classify -> plan -> act -> report. Partial progress is fine: the next
+ * pass observes again. The rules are in lib/plan.ts; this file only wires I/O to them.
+ */
+import type { Config } from "./config.ts";
+import type { Desired, Observed } from "./types.ts";
+import { type Action, plan, planFlush } from "./plan.ts";
+import { type Bucket, countBuckets, type RunnerView } from "./classify.ts";
+import { act, type ActionResult } from "./act.ts";
+import type { GithubClient } from "./github.ts";
+import type { LxdClient } from "./lxd.ts";
+import { runnerName } from "./names.ts";
+import { cachedRunnerApp, ensureRunnerApp, type RunnerApp, runnerArch } from "./runner_app.ts";
+import type { Logger } from "./log.ts";
+
+export interface PassDeps {
+  github: GithubClient;
+  lxd: LxdClient;
+  /** Milliseconds since the epoch; the only clock a pass reads. */
+  clock: () => number;
+  randomBytes: (n: number) => Uint8Array;
+  log: Logger;
+}
+
+export interface PassOptions {
+  /** Remove idle (and with busy: busy) runners before reconciling. */
+  flush?: { busy: boolean };
+  /** Overall deadline of the pass. Default 15 minutes. */
+  deadlineMs?: number;
+  signal?: AbortSignal;
+  /** Spawns and removals in flight at once. Default 4. */
+  concurrency?: number;
+}
+
+export interface PassReport {
+  startedAt: string;
+  durationMs: number;
+  prefix: string;
+  target: { containers: number; virtualMachines: number; maxRunners: number };
+  /** Bucket counts as observed at the start of the pass. */
+  before: Record<Bucket, number>;
+  runners: RunnerSummary[];
+  results: ActionResult[];
+  /** Why the pass could not plan at all (observation failed). */
+  error?: string;
+  ok: boolean;
+}
+
+export interface RunnerSummary {
+  name: string;
+  bucket: Bucket;
+  type?: string;
+  githubStatus?: string;
+  busy: boolean;
+  lxdStatus?: string;
+  ageMs: number;
+}
+
+export function desiredOf(config: Config): Desired {
+  return {
+    prefix: config.namePrefix,
+    containers: config.containers,
+    virtualMachines: config.virtualMachines,
+    maxRunners: config.maxRunners,
+    bootTimeoutMs: config.bootTimeoutMs,
+  };
+}
+
+export async function observe(deps: Pick<PassDeps, "github" | "lxd">, signal?: AbortSignal): Promise<Observed> {
+  const [runners, instances] = await Promise.all([deps.github.listRunners(signal), deps.lxd.listInstances({ signal })]);
+  return { runners, instances };
+}
+
+export async function runPass(deps: PassDeps, config: Config, opts: PassOptions = {}): Promise<PassReport> {
+  const start = deps.clock();
+  const timeout = AbortSignal.timeout(opts.deadlineMs ?? 15 * 60_000);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+  const desired = desiredOf(config);
+  const report: PassReport = {
+    startedAt: new Date(start).toISOString(),
+    durationMs: 0,
+    prefix: desired.prefix,
+    target: { containers: desired.containers, virtualMachines: desired.virtualMachines, maxRunners: desired.maxRunners },
+    before: countBuckets([]),
+    runners: [],
+    results: [],
+    ok: true,
+  };
+  const runnerApp = once(() => resolveRunnerApp(deps, config, signal));
+  try {
+    let observed = await observe(deps, signal);
+    if (opts.flush) {
+      const flush = planFlush(observed, desired, deps.clock(), opts.flush);
+      fillBefore(report, flush.views);
+      report.results.push(...await execute(deps, config, flush.actions, runnerApp, opts, signal));
+      observed = await observe(deps, signal);
+    }
+    const p = plan(observed, desired, deps.clock());
+    if (!opts.flush) fillBefore(report, p.views);
+    report.results.push(...await execute(deps, config, p.actions, runnerApp, opts, signal));
+  } catch (e) {
+    report.error = (e as Error).message ?? String(e);
+    deps.log.error("Pass stopped: {error}", { error: report.error });
+  }
+  report.ok = !report.error && report.results.every((r) => r.outcome !== "failed");
+  report.durationMs = deps.clock() - start;
+  return report;
+}
+
+async function execute(
+  deps: PassDeps,
+  config: Config,
+  actions: Action[],
+  runnerApp: () => Promise<RunnerApp>,
+  opts: PassOptions,
+  signal: AbortSignal,
+): Promise<ActionResult[]> {
+  for (const a of actions) {
+    if (a.kind === "create") deps.log.info("Creating a {type} runner: {reason}", { type: a.type, reason: a.reason });
+    else deps.log.info("Removing {name} ({cause}): {reason}", { name: a.name, cause: a.cause, reason: a.reason });
+  }
+  const results = await act({
+    github: deps.github,
+    lxd: deps.lxd,
+    runnerApp,
+    runnerGroupId: once(() => deps.github.runnerGroupId(config.group, signal)),
+    clock: deps.clock,
+    specFor: (a) => ({
+      name: runnerName(config.namePrefix, deps.randomBytes),
+      type: a.type,
+      prefix: config.namePrefix,
+      image: config.image,
+      labels: [...config.labels],
+      vm: { cpu: config.vmCpu, memory: config.vmMemory, disk: config.vmDisk },
+    }),
+  }, actions, { concurrency: opts.concurrency ?? 4, signal });
+  for (const r of results) logResult(deps.log, r);
+  return results;
+}
+
+function logResult(log: Logger, r: ActionResult): void {
+  const name = r.action.kind === "create" ? r.name : r.action.name;
+  const props = { name, kind: r.action.kind, outcome: r.outcome, durationMs: r.durationMs, error: r.error };
+  if (r.outcome === "failed") log.error(`Failed to ${r.action.kind} a runner: {error}`, props);
+  else if (r.outcome === "kept-busy") log.info("Kept {name}: deregistration refused, the runner is busy", props);
+  else if (r.action.kind === "create") log.info("Created {name} ({type}) in {durationMs} ms", { ...props, type: r.action.type });
+  else log.info("Removed {name}", props);
+}
+
+/** The runner application for spawns: GitHub's current one, or the newest cached one when GitHub cannot say. */
+async function resolveRunnerApp(deps: PassDeps, config: Config, signal: AbortSignal): Promise<RunnerApp> {
+  const arch = runnerArch(process.arch);
+  try {
+    return await ensureRunnerApp(await deps.github.runnerDownloads(signal), { cacheDir: config.cacheDir, arch, signal });
+  } catch (e) {
+    const cached = await cachedRunnerApp(config.cacheDir, arch);
+    if (!cached) throw e;
+    deps.log.warning("Using the cached runner application {file}: {error}", { file: cached.filename, error: (e as Error).message });
+    return cached;
+  }
+}
+
+function fillBefore(report: PassReport, views: RunnerView[]): void {
+  report.before = countBuckets(views);
+  report.runners = views.map((v) => ({
+    name: v.name,
+    bucket: v.bucket,
+    type: v.type,
+    githubStatus: v.runner?.status,
+    busy: !!v.runner?.busy,
+    lxdStatus: v.instance?.status,
+    ageMs: v.ageMs,
+  }));
+}
+
+function once<T>(f: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= f());
+}

@@ -1,0 +1,46 @@
+/**
+ * The shapes that cross module boundaries. Everything here is plain data: no I/O, no classes.
+ *
+ * The reconciler's flow is observe -> classify -> plan -> act -> report (lib/reconcile.ts).
+ */
+
+/** LXD's instance types, spelled as LXD spells them. */
+export type InstanceType = "container" | "virtual-machine";
+
+/** A self-hosted runner as GitHub reports it (GET .../actions/runners), reduced to what the planner needs. */
+export interface GithubRunner {
+  id: number;
+  name: string;
+  status: "online" | "offline";
+  busy: boolean;
+  labels: string[];
+}
+
+/** An LXD instance as LXD reports it (GET /1.0/instances?recursion=1), reduced to what the planner needs. */
+export interface Instance {
+  name: string;
+  type: InstanceType;
+  /** LXD's status string: "Running", "Stopped", "Error", "Frozen", "Starting", ... */
+  status: string;
+  /** Creation time, milliseconds since the epoch. */
+  createdAt: number;
+  /** The instance's `user.*` config keys (ownership marks); other keys are dropped. */
+  userKeys: Record<string, string>;
+}
+
+/** What one pass saw. Both lists are complete (all pages) or the pass does not plan at all. */
+export interface Observed {
+  runners: GithubRunner[];
+  instances: Instance[];
+}
+
+/** What the operator asked for; derived from Config by the reconciler. */
+export interface Desired {
+  prefix: string;
+  containers: number;
+  virtualMachines: number;
+  /** 0 = no cap. Caps idle + busy + booting runners of this prefix. */
+  maxRunners: number;
+  /** An instance whose runner is not online this long after creation has failed. */
+  bootTimeoutMs: number;
+}

@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { parseConfig } from "../lib/config.ts";
+import { ConfigError } from "../lib/errors.ts";
+import { parseDuration } from "../lib/units.ts";
+import { isOwnedName, runnerName, validatePrefix } from "../lib/names.ts";
+
+const base = { hostname: "runner-host.example.com", envToken: "ghp_envtoken" };
+
+Deno.test("config: defaults from a minimal file", () => {
+  const c = parseConfig({ ...base, file: { path: "acme", containers: 3 } });
+  assert.deepEqual(c.scope, { kind: "org", org: "acme" });
+  assert.equal(c.containers, 3);
+  assert.equal(c.virtualMachines, 0);
+  assert.equal(c.checkIntervalMs, 5 * 60_000);
+  assert.equal(c.bootTimeoutMs, 10 * 60_000);
+  assert.equal(c.image, "github-runner");
+  assert.equal(c.namePrefix, "runner-host");
+  assert.equal(c.githubApiUrl, "https://api.github.com");
+  assert.equal(c.token, "ghp_envtoken");
+  assert.ok(Object.isFrozen(c));
+});
+
+Deno.test("config: the token never shows in JSON or in errors", () => {
+  const c = parseConfig({ ...base, file: { path: "o/r", token: "ghp_secret123" } });
+  assert.equal(c.token, "ghp_secret123");
+  assert.ok(!JSON.stringify(c).includes("ghp_secret123"));
+  assert.throws(() => parseConfig({ ...base, file: { path: "o/r", token: 42 } }), (e: Error) => {
+    assert.ok(e instanceof ConfigError && e.key === "token");
+    return !e.message.includes("42");
+  });
+});
+
+Deno.test("config: flags override the file; strings from flags are converted", () => {
+  const c = parseConfig({ ...base, file: { path: "acme", containers: 1 }, flags: { containers: "4", labels: "gpu, big ,gpu", "check-interval": "30s" } });
+  assert.equal(c.containers, 4);
+  assert.deepEqual(c.labels, ["gpu", "big"]);
+  assert.equal(c.checkIntervalMs, 30_000);
+});
+
+Deno.test("config: token-file contents win over GITHUB_TOKEN, trailing newline stripped", () => {
+  const c = parseConfig({ ...base, file: { path: "acme", "token-file": "/t" }, tokenFileText: "ghp_fromfile\n" });
+  assert.equal(c.token, "ghp_fromfile");
+});
+
+const bad: [string, Record<string, unknown>, string][] = [
+  ["unknown key (typo)", { path: "acme", contianers: 2 }, "contianers"],
+  ["missing path", { containers: 1 }, "path"],
+  ["bad path", { path: "a/b/c" }, "path"],
+  ["negative count", { path: "acme", containers: -1 }, "containers"],
+  ["fractional count", { path: "acme", "max-runners": 1.5 }, "max-runners"],
+  ["bad duration", { path: "acme", "check-interval": "soon" }, "check-interval"],
+  ["zero boot timeout", { path: "acme", "boot-timeout": "0s" }, "boot-timeout"],
+  ["bad size", { path: "acme", "vm-memory": "7 gigs" }, "vm-memory"],
+  ["bad label", { path: "acme", labels: ["a b"] }, "labels"],
+  ["bad url", { path: "acme", "github-api-url": "api.github.com" }, "github-api-url"],
+  ["prefix with capitals", { path: "acme", "name-prefix": "Acme" }, "name-prefix"],
+  ["prefix too long", { path: "acme", "name-prefix": "a".repeat(55) }, "name-prefix"],
+  ["group on a repository", { path: "o/r", group: "big" }, "group"],
+  ["token and token-file", { path: "acme", token: "x", "token-file": "/t" }, "token"],
+];
+for (const [what, file, key] of bad) {
+  Deno.test(`config: rejects ${what}, naming "${key}"`, () => {
+    assert.throws(() => parseConfig({ ...base, file }), (e: Error) => e instanceof ConfigError && e.key === key && e.message.includes(key));
+  });
+}
+
+Deno.test("config: no token anywhere is a clear error", () => {
+  assert.throws(() => parseConfig({ hostname: "h", file: { path: "acme" } }), /GITHUB_TOKEN/);
+});
+
+Deno.test("units: durations", () => {
+  assert.equal(parseDuration(5), 300_000);
+  assert.equal(parseDuration("5"), 300_000);
+  assert.equal(parseDuration("1h30m"), 5_400_000);
+  assert.equal(parseDuration("250ms"), 250);
+  assert.equal(parseDuration("5 m"), undefined);
+  assert.equal(parseDuration("-5"), undefined);
+});
+
+Deno.test("names: strict ownership and valid generated names", () => {
+  const name = runnerName("acme", () => new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
+  assert.equal(name, "acme-deadbeef");
+  assert.ok(isOwnedName("acme", name));
+  assert.ok(!isOwnedName("acme", "acme-1-deadbeef"));
+  assert.ok(!isOwnedName("acme", "acme-DEADBEEF"));
+  assert.ok(!isOwnedName("acm", name));
+  const longest = runnerName("a".repeat(54), () => new Uint8Array(4));
+  assert.equal(longest.length, 63);
+  assert.equal(validatePrefix("a".repeat(54)), undefined);
+  assert.match(validatePrefix("1abc") ?? "", /start with a lower-case letter/);
+});

@@ -1,0 +1,185 @@
+/** Table-driven tests of the planner: every rule of a pass is a row. */
+import assert from "node:assert/strict";
+import { type Action, plan, planFlush } from "../lib/plan.ts";
+import type { Desired, GithubRunner, Instance, InstanceType, Observed } from "../lib/types.ts";
+import { KEY_PREFIX } from "../lib/names.ts";
+
+const NOW = Date.parse("2026-11-28T12:00:00Z");
+const MIN = 60_000;
+const P = "acme";
+const desired = (over: Partial<Desired> = {}): Desired => ({
+  prefix: P,
+  containers: 2,
+  virtualMachines: 0,
+  maxRunners: 0,
+  bootTimeoutMs: 10 * MIN,
+  ...over,
+});
+
+let nextId = 1;
+/** A runner with an instance. `ageMin` is the instance's age. */
+function r(
+  hex: string,
+  s: { status?: "online" | "offline"; busy?: boolean; ageMin?: number; lxd?: string; type?: InstanceType; prefix?: string; noInstance?: boolean; noRunner?: boolean; unmarked?: boolean },
+): Partial<Observed> {
+  const name = `${s.prefix ?? P}-${hex.padStart(8, "0")}`;
+  const runners: GithubRunner[] = s.noRunner ? [] : [{ id: nextId++, name, status: s.status ?? "online", busy: s.busy ?? false, labels: [] }];
+  const instances: Instance[] = s.noInstance ? [] : [{
+    name,
+    type: s.type ?? "container",
+    status: s.lxd ?? "Running",
+    createdAt: NOW - (s.ageMin ?? 1) * MIN,
+    userKeys: s.unmarked ? {} : { [KEY_PREFIX]: s.prefix ?? P },
+  }];
+  return { runners, instances };
+}
+function obs(...parts: Partial<Observed>[]): Observed {
+  return { runners: parts.flatMap((p) => p.runners ?? []), instances: parts.flatMap((p) => p.instances ?? []) };
+}
+/** A compact, order-insensitive rendering of actions: "create container", "remove acme-0000000a (surplus)". */
+function show(actions: Action[]): string[] {
+  return actions.map((a) => a.kind === "create" ? `create ${a.type}` : `remove ${a.name.slice(P.length + 1)} (${a.cause}${a.busy ? ", busy" : ""})`).sort();
+}
+const n = (hex: string) => hex.padStart(8, "0");
+
+const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expect: string[] }[] = [
+  { name: "empty host fills the target", observed: obs(), expect: ["create container", "create container"] },
+  { name: "steady state does nothing", observed: obs(r("a", {}), r("b", {})), expect: [] },
+  {
+    name: "busy runners do not count toward the idle target",
+    observed: obs(r("a", { busy: true }), r("b", {})),
+    expect: ["create container"],
+  },
+  {
+    name: "booting instances count toward the target (no double spawn)",
+    observed: obs(r("a", { status: "offline", ageMin: 2 }), r("b", { noRunner: true, ageMin: 1 })),
+    expect: [],
+  },
+  {
+    name: "surplus idle removed oldest first; busy never",
+    observed: obs(r("a", { ageMin: 5 }), r("b", { ageMin: 50 }), r("c", { ageMin: 20 }), r("d", { busy: true, ageMin: 90 })),
+    desired: { containers: 1 },
+    expect: [`remove ${n("b")} (surplus)`, `remove ${n("c")} (surplus)`],
+  },
+  {
+    name: "target 0 removes every idle runner and keeps the busy one",
+    observed: obs(r("a", {}), r("b", { busy: true })),
+    desired: { containers: 0 },
+    expect: [`remove ${n("a")} (surplus)`],
+  },
+  {
+    name: "busy flag wins even on a stopped instance or an offline registration",
+    observed: obs(r("a", { busy: true, lxd: "Stopped" }), r("b", { busy: true, status: "offline", ageMin: 60 })),
+    desired: { containers: 0 },
+    expect: [],
+  },
+  {
+    name: "offline registration without instance is deregistered",
+    observed: obs(r("a", { status: "offline", noInstance: true }), r("b", {}), r("c", {})),
+    expect: [`remove ${n("a")} (orphan-registration)`],
+  },
+  {
+    name: "online registration without instance is left until GitHub marks it offline",
+    observed: obs(r("a", { noInstance: true }), r("b", {}), r("c", {})),
+    expect: [],
+  },
+  {
+    name: "offline but booting (younger than boot-timeout) is not dead",
+    observed: obs(r("a", { status: "offline", ageMin: 9 }), r("b", {})),
+    expect: [],
+  },
+  {
+    name: "no runner after boot-timeout: instance deleted and replaced",
+    observed: obs(r("a", { noRunner: true, ageMin: 11 }), r("b", {})),
+    expect: [`remove ${n("a")} (boot-timeout)`, "create container"],
+  },
+  {
+    name: "offline registration after boot-timeout: deregistered and deleted, replaced",
+    observed: obs(r("a", { status: "offline", ageMin: 11 }), r("b", {})),
+    expect: [`remove ${n("a")} (boot-timeout)`, "create container"],
+  },
+  {
+    name: "stopped and errored instances are deleted and replaced",
+    observed: obs(r("a", { lxd: "Stopped", status: "offline" }), r("b", { lxd: "Error", noRunner: true })),
+    expect: [`remove ${n("a")} (stopped)`, `remove ${n("b")} (stopped)`, "create container", "create container"],
+  },
+  {
+    name: "other prefixes are invisible, even ones that extend ours",
+    observed: obs(
+      r("a", { prefix: "other", status: "offline", noInstance: true }),
+      r("b", { prefix: "acme-1", lxd: "Stopped" }),
+      { runners: [{ id: 99, name: "acme-1-0000000c", status: "offline", busy: false, labels: [] }] },
+      r("d", {}),
+      r("e", {}),
+    ),
+    expect: [],
+  },
+  {
+    name: "an instance with our name pattern but without our mark is not ours",
+    observed: obs(r("a", { unmarked: true, lxd: "Stopped", noRunner: true }), r("b", {}), r("c", {})),
+    expect: [],
+  },
+  {
+    name: "max-runners caps creation, counting busy runners",
+    observed: obs(r("a", { busy: true }), r("b", { busy: true })),
+    desired: { containers: 2, maxRunners: 3 },
+    expect: ["create container"],
+  },
+  {
+    name: "over the cap: idle runners removed down to it, busy kept",
+    observed: obs(r("a", { busy: true }), r("b", { busy: true }), r("c", { ageMin: 3 }), r("d", { ageMin: 4 })),
+    desired: { containers: 2, maxRunners: 3 },
+    expect: [`remove ${n("d")} (over-cap)`],
+  },
+  {
+    name: "the cap shares room between containers and virtual machines",
+    observed: obs(),
+    desired: { containers: 2, virtualMachines: 2, maxRunners: 2 },
+    expect: ["create container", "create virtual-machine"],
+  },
+  {
+    name: "containers and virtual machines have separate targets",
+    observed: obs(r("a", { type: "virtual-machine" }), r("b", { type: "virtual-machine" })),
+    desired: { containers: 1, virtualMachines: 1 },
+    expect: [`remove ${n("a")} (surplus)`, "create container"],
+  },
+  {
+    name: "busy flag flips back to idle: still only surplus idle goes, through deregistration first",
+    observed: obs(r("a", { ageMin: 30 }), r("b", { ageMin: 1 })),
+    desired: { containers: 1 },
+    expect: [`remove ${n("a")} (surplus)`],
+  },
+];
+
+for (const row of rows) {
+  Deno.test(`plan: ${row.name}`, () => {
+    assert.deepEqual(show(plan(row.observed, desired(row.desired), NOW).actions), [...row.expect].sort());
+  });
+}
+
+Deno.test("plan: every removal of a registered runner deregisters before deleting", () => {
+  const { actions } = plan(obs(r("a", { ageMin: 30 }), r("b", { status: "offline", ageMin: 11 })), desired({ containers: 0 }), NOW);
+  for (const a of actions) {
+    assert.equal(a.kind, "remove");
+    if (a.kind === "remove") {
+      assert.equal(typeof a.runnerId, "number", `${a.name} has a runner id to deregister first`);
+      assert.equal(a.instance, true);
+    }
+  }
+});
+
+Deno.test("plan: time is a parameter; the same observation later times out", () => {
+  const o = obs(r("a", { noRunner: true, ageMin: 5 }), r("b", {}));
+  assert.deepEqual(show(plan(o, desired(), NOW).actions), []);
+  assert.deepEqual(show(plan(o, desired(), NOW + 6 * MIN).actions), [`remove ${n("a")} (boot-timeout)`, "create container"].sort());
+});
+
+Deno.test("planFlush: idle and booting go, busy only with --busy, other prefixes never", () => {
+  const o = obs(r("a", {}), r("b", { busy: true }), r("c", { status: "offline", ageMin: 1 }), r("d", { prefix: "other" }));
+  assert.deepEqual(show(planFlush(o, desired(), NOW, { busy: false }).actions), [`remove ${n("a")} (flush)`, `remove ${n("c")} (flush)`]);
+  assert.deepEqual(show(planFlush(o, desired(), NOW, { busy: true }).actions), [
+    `remove ${n("a")} (flush)`,
+    `remove ${n("b")} (flush, busy)`,
+    `remove ${n("c")} (flush)`,
+  ]);
+});
