@@ -25,7 +25,7 @@ if [ -f ${PUSHED_TARBALL} ]; then
   chown -R "$uid:$gid" ${RUNNER_DIR}
 fi
 [ -x ${RUNNER_DIR}/run.sh ] || { echo "no runner application at ${RUNNER_DIR}/run.sh" >&2; exit 4; }
-mkdir -p ${SECRET_DIR}
+mkdir -p ${SECRET_DIR} "$(dirname ${LAUNCHER})"
 chown "$uid:$gid" ${SECRET_DIR}
 chmod 0700 ${SECRET_DIR}
 echo "$uid $gid"

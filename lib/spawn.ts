@@ -9,6 +9,12 @@ import type { RunnerApp } from "./runner_app.ts";
 import { KEY_PREFIX } from "./names.ts";
 import { HAS_RUNNER_APP, JIT_FILE, LAUNCHER, LAUNCHER_SCRIPT, PREPARE, PUSHED_TARBALL, START_DETACHED } from "./instance_scripts.ts";
 
+/**
+ * Creating an instance (a Debian image: 4-6 s alone, up to 36 s in a parallel batch), pushing a 180 MB runner
+ * tarball and unpacking it can each outlast the client's default 30 s per call.
+ */
+const SLOW_STEP_MS = 180_000;
+
 export interface SpawnSpec {
   name: string;
   type: InstanceType;
@@ -50,7 +56,7 @@ export async function spawnRunner(deps: SpawnDeps, spec: SpawnSpec, opts: { sign
       start: true,
       config: instanceConfig(spec),
       ...(spec.type === "virtual-machine" ? { devices: { root: { type: "disk", path: "/", pool: "default", size: spec.vm.disk } } } : {}),
-    }, { signal });
+    }, { signal, timeoutMs: SLOW_STEP_MS });
     created = true;
 
     step = "check image";
@@ -58,10 +64,10 @@ export async function spawnRunner(deps: SpawnDeps, spec: SpawnSpec, opts: { sign
     if (!baked) {
       step = "push runner application";
       const app = await deps.runnerApp();
-      await deps.lxd.pushFile(spec.name, PUSHED_TARBALL, { fromFile: app.path }, { mode: 0o600, signal });
+      await deps.lxd.pushFile(spec.name, PUSHED_TARBALL, { fromFile: app.path }, { mode: 0o600, signal, timeoutMs: SLOW_STEP_MS });
     }
     step = "prepare instance";
-    const prep = await deps.lxd.exec(spec.name, ["sh", "-c", PREPARE], { signal });
+    const prep = await deps.lxd.exec(spec.name, ["sh", "-c", PREPARE], { signal, timeoutMs: SLOW_STEP_MS });
     if (prep.exitCode !== 0) throw new Error(`exit ${prep.exitCode}: ${prep.stderr.trim()}`);
     const [uid, gid] = prep.stdout.trim().split("\n").pop()!.split(" ").map(Number);
 
