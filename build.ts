@@ -33,7 +33,11 @@ function compile(target: string, outfile: string, executablePath?: string): void
     "--outfile",
     outfile,
   ];
-  execFileSync(bunBinary(), args, { stdio: "inherit", cwd: ROOT, env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" } });
+  execFileSync(bunBinary(), args, {
+    stdio: "inherit",
+    cwd: ROOT,
+    env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" },
+  });
   const sha = createHash("sha256").update(readFileSync(outfile)).digest("hex");
   writeFileSync(`${outfile}.sha256`, `${sha}  ${basename(outfile)}\n`);
   console.log(`${basename(outfile)}: ${(statSync(outfile).size / 1048576).toFixed(1)} MiB, sha256 ${sha}`);
@@ -45,7 +49,10 @@ function arm64Runtime(): string {
   const bin = join(dir, "package/bin/bun");
   if (existsSync(bin)) return bin;
   mkdirSync(dir, { recursive: true });
-  const tgz = execFileSync("npm", ["pack", `@oven/bun-linux-aarch64@${BUN_VERSION}`, "--silent"], { cwd: dir, encoding: "utf8" }).trim();
+  const tgz = execFileSync("npm", ["pack", `@oven/bun-linux-aarch64@${BUN_VERSION}`, "--silent"], {
+    cwd: dir,
+    encoding: "utf8",
+  }).trim();
   execFileSync("tar", ["-xzf", tgz], { cwd: dir });
   return bin;
 }
@@ -53,5 +60,7 @@ function arm64Runtime(): string {
 if (import.meta.main) {
   mkdirSync(DIST, { recursive: true });
   compile("bun-linux-x64", join(DIST, "github-runner-linux-x64"));
-  if (process.argv.includes("--arm64")) compile("bun-linux-arm64", join(DIST, "github-runner-linux-arm64"), arm64Runtime());
+  if (process.argv.includes("--arm64")) {
+    compile("bun-linux-arm64", join(DIST, "github-runner-linux-arm64"), arm64Runtime());
+  }
 }

@@ -26,7 +26,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return 0;
     }
     const level = (inv.logLevel ?? "info") as LogLevel;
-    if (!LOG_LEVELS.includes(level)) throw new UsageError(`Invalid --log-level "${inv.logLevel}": use one of ${LOG_LEVELS.join(", ")}`);
+    if (!LOG_LEVELS.includes(level)) {
+      throw new UsageError(`Invalid --log-level "${inv.logLevel}": use one of ${LOG_LEVELS.join(", ")}`);
+    }
     setupLogging({ level, json: !io.isTty, write: io.err });
     const config = loadConfig({ file: inv.configFile, flags: inv.flags, env: io.env });
     switch (inv.command) {

@@ -5,7 +5,7 @@
 import type { Action } from "./plan.ts";
 import type { GithubClient } from "./github.ts";
 import type { LxdClient } from "./lxd.ts";
-import { spawnRunner, type SpawnDeps, type SpawnSpec } from "./spawn.ts";
+import { type SpawnDeps, spawnRunner, type SpawnSpec } from "./spawn.ts";
 
 export type Outcome =
   /** Done as planned. */
@@ -31,14 +31,23 @@ export interface ActDeps extends SpawnDeps {
   clock: () => number;
 }
 
-export async function act(deps: ActDeps, actions: Action[], opts: { concurrency: number; signal?: AbortSignal }): Promise<ActionResult[]> {
+export async function act(
+  deps: ActDeps,
+  actions: Action[],
+  opts: { concurrency: number; signal?: AbortSignal },
+): Promise<ActionResult[]> {
   const removals = actions.filter((a) => a.kind === "remove");
   const creates = actions.filter((a) => a.kind === "create");
-  const run = (a: Action) => timed(deps.clock, () => a.kind === "remove" ? removeOne(deps, a, opts.signal) : createOne(deps, a, opts.signal), a);
+  const run = (a: Action) =>
+    timed(deps.clock, () => a.kind === "remove" ? removeOne(deps, a, opts.signal) : createOne(deps, a, opts.signal), a);
   return [...await mapBounded(removals, opts.concurrency, run), ...await mapBounded(creates, opts.concurrency, run)];
 }
 
-async function removeOne(deps: ActDeps, a: Extract<Action, { kind: "remove" }>, signal?: AbortSignal): Promise<Omit<ActionResult, "durationMs" | "action">> {
+async function removeOne(
+  deps: ActDeps,
+  a: Extract<Action, { kind: "remove" }>,
+  signal?: AbortSignal,
+): Promise<Omit<ActionResult, "durationMs" | "action">> {
   if (a.busy) {
     // flush --busy: the operator asked to kill the job. The instance goes first; GitHub refuses to deregister a
     // busy runner until it reads offline, so a refusal here is expected and the next pass cleans up.
@@ -55,13 +64,21 @@ async function removeOne(deps: ActDeps, a: Extract<Action, { kind: "remove" }>, 
   return { outcome: "done" };
 }
 
-async function createOne(deps: ActDeps, a: Extract<Action, { kind: "create" }>, signal?: AbortSignal): Promise<Omit<ActionResult, "durationMs" | "action">> {
+async function createOne(
+  deps: ActDeps,
+  a: Extract<Action, { kind: "create" }>,
+  signal?: AbortSignal,
+): Promise<Omit<ActionResult, "durationMs" | "action">> {
   const spec = deps.specFor(a);
   await spawnRunner(deps, spec, { signal });
   return { outcome: "done", name: spec.name };
 }
 
-async function timed(clock: () => number, f: () => Promise<Omit<ActionResult, "durationMs" | "action">>, action: Action): Promise<ActionResult> {
+async function timed(
+  clock: () => number,
+  f: () => Promise<Omit<ActionResult, "durationMs" | "action">>,
+  action: Action,
+): Promise<ActionResult> {
   const start = clock();
   try {
     return { action, ...await f(), durationMs: clock() - start };

@@ -45,11 +45,23 @@ export function classify(observed: Observed, prefix: string, bootTimeoutMs: numb
     const runner = runners.get(name);
     const instance = instances.get(name);
     const ageMs = instance ? Math.max(0, now - instance.createdAt) : 0;
-    return { name, runner, instance, type: instance?.type, ageMs, bucket: bucketOf(runner, instance, ageMs, bootTimeoutMs) };
+    return {
+      name,
+      runner,
+      instance,
+      type: instance?.type,
+      ageMs,
+      bucket: bucketOf(runner, instance, ageMs, bootTimeoutMs),
+    };
   });
 }
 
-function bucketOf(runner: GithubRunner | undefined, instance: Instance | undefined, ageMs: number, bootTimeoutMs: number): Bucket {
+function bucketOf(
+  runner: GithubRunner | undefined,
+  instance: Instance | undefined,
+  ageMs: number,
+  bootTimeoutMs: number,
+): Bucket {
   // Busy wins over everything: GitHub's flag is the only evidence of a job, and losing a job is the worst outcome.
   if (runner?.busy) return "busy";
   if (!instance) return runner!.status === "online" ? "vanishing" : "orphan-registration";

@@ -55,11 +55,15 @@ export function parseCommandLine(argv: string[]): Invocation {
       },
     });
   } catch (e) {
-    throw new UsageError(`${(e as Error).message.replace(/\. To specify a positional argument.*$/s, "")}. See "github-runner help"`);
+    throw new UsageError(
+      `${(e as Error).message.replace(/\. To specify a positional argument.*$/s, "")}. See "github-runner help"`,
+    );
   }
   const { values, positionals } = parsed;
   if (values.token !== undefined) {
-    throw new UsageError("Refusing --token: command-line arguments are visible to every user of the host; use token-file or GITHUB_TOKEN");
+    throw new UsageError(
+      "Refusing --token: command-line arguments are visible to every user of the host; use token-file or GITHUB_TOKEN",
+    );
   }
   const [command = "help", topic, ...extra] = positionals;
   if (!(command in COMMANDS)) throw new UsageError(`Unknown command "${command}". See "github-runner help"`);
@@ -86,7 +90,9 @@ export function parseCommandLine(argv: string[]): Invocation {
 
 export function usage(command?: string): string {
   if (command && COMMANDS[command]) {
-    return `Usage: github-runner ${COMMANDS[command].usage} [-c FILE] [--KEY VALUE ...]\n\n${COMMANDS[command].summary}.\n\n${OPTIONS}`;
+    return `Usage: github-runner ${COMMANDS[command].usage} [-c FILE] [--KEY VALUE ...]\n\n${
+      COMMANDS[command].summary
+    }.\n\n${OPTIONS}`;
   }
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(20)} ${c.summary}`);
   return `github-runner keeps idle, ephemeral, self-hosted GitHub Actions runners in LXD instances.
@@ -104,7 +110,9 @@ const OPTIONS = `Options:
   --json               machine-readable output on stdout (check, reconcile, flush)
   --log-level LEVEL    trace, debug, info (default), warning, error
   -h, --help           this help
-  --KEY VALUE          any config key, overriding the file: ${Object.keys(CONFIG_KEYS).filter((k) => k !== "token").join(", ")}
+  --KEY VALUE          any config key, overriding the file: ${
+  Object.keys(CONFIG_KEYS).filter((k) => k !== "token").join(", ")
+}
 
 The token comes from token or token-file in the config file, or from GITHUB_TOKEN; never from a flag.
 Exit codes: 0 success; 1 the pass ran but an action failed; 2 bad usage or bad config.`;

@@ -145,7 +145,9 @@ function pickToken(raw: RawConfig, src: ConfigSources): string {
     const where = raw["token-file"] !== undefined ? `the file "${raw["token-file"]}" is empty` : "no token";
     throw new ConfigError("token", `${where}: set token, token-file or the GITHUB_TOKEN environment variable`);
   }
-  if (/\s/.test(token)) throw new ConfigError(raw["token-file"] ? "token-file" : "token", "the token contains white space");
+  if (/\s/.test(token)) {
+    throw new ConfigError(raw["token-file"] ? "token-file" : "token", "the token contains white space");
+  }
   return token;
 }
 
@@ -179,7 +181,9 @@ function normalise(key: string, value: unknown): unknown {
     }
     case "duration": {
       const ms = parseDuration(value);
-      if (ms === undefined) throw new ConfigError(key, `must be minutes or a duration like "30s" or "5m", got ${shown}`);
+      if (ms === undefined) {
+        throw new ConfigError(key, `must be minutes or a duration like "30s" or "5m", got ${shown}`);
+      }
       return ms;
     }
     case "size": {

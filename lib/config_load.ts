@@ -15,7 +15,10 @@ export function loadConfig(opts: { file?: string; flags: RawConfig; env: Record<
     try {
       text = readFileSync(path, "utf8");
     } catch (e) {
-      throw new ConfigError("config", `cannot read "${path}": ${(e as { code?: string }).code ?? (e as Error).message}`);
+      throw new ConfigError(
+        "config",
+        `cannot read "${path}": ${(e as { code?: string }).code ?? (e as Error).message}`,
+      );
     }
     try {
       file = parseToml(text) as RawConfig;
@@ -32,7 +35,10 @@ export function loadConfig(opts: { file?: string; flags: RawConfig; env: Record<
     try {
       tokenFileText = readFileSync(tokenFile, "utf8");
     } catch (e) {
-      throw new ConfigError("token-file", `cannot read "${tokenFile}": ${(e as { code?: string }).code ?? (e as Error).message}`);
+      throw new ConfigError(
+        "token-file",
+        `cannot read "${tokenFile}": ${(e as { code?: string }).code ?? (e as Error).message}`,
+      );
     }
   }
   return parseConfig({ file, flags: opts.flags, envToken: opts.env.GITHUB_TOKEN, tokenFileText, hostname: hostname() });

@@ -11,7 +11,10 @@ export function makeDeps(config: Config): PassDeps {
   const githubLog = logger("github");
   const socketPath = config.lxdSocket ?? detectLxdSocket();
   if (!socketPath) {
-    throw new ConfigError("lxd-socket", "no LXD socket found at /var/snap/lxd/common/lxd/unix.socket or /var/lib/lxd/unix.socket: is LXD installed and running?");
+    throw new ConfigError(
+      "lxd-socket",
+      "no LXD socket found at /var/snap/lxd/common/lxd/unix.socket or /var/lib/lxd/unix.socket: is LXD installed and running?",
+    );
   }
   return {
     github: new GithubClient({

@@ -63,17 +63,21 @@ export class GithubClient {
 
   constructor(opts: GithubClientOptions) {
     this.#scope = opts.scope;
-    this.#base = opts.scope.kind === "org" ? `/orgs/${opts.scope.org}` : `/repos/${opts.scope.owner}/${opts.scope.repo}`;
+    this.#base = opts.scope.kind === "org"
+      ? `/orgs/${opts.scope.org}`
+      : `/repos/${opts.scope.owner}/${opts.scope.repo}`;
     const timeoutMs = opts.requestTimeoutMs ?? 30_000;
     const timedFetch: typeof fetch = (input, init) => {
       const timeout = AbortSignal.timeout(timeoutMs);
       const signal = init?.signal ? AbortSignal.any([init.signal, timeout]) : timeout;
       return fetch(input, { ...init, signal });
     };
-    const onLimit = (secondary: boolean) => (retryAfterS: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
-      opts.onRateLimit?.({ retryAfterS, secondary, route: `${options.method} ${options.url}` });
-      return retryCount < 1 && retryAfterS <= MAX_RATE_LIMIT_WAIT_S;
-    };
+    const onLimit =
+      (secondary: boolean) =>
+      (retryAfterS: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
+        opts.onRateLimit?.({ retryAfterS, secondary, route: `${options.method} ${options.url}` });
+        return retryCount < 1 && retryAfterS <= MAX_RATE_LIMIT_WAIT_S;
+      };
     this.#octokit = new ThrottledOctokit({
       auth: opts.token,
       baseUrl: opts.apiUrl,
@@ -87,7 +91,10 @@ export class GithubClient {
         write: new Bottleneck.Group({ maxConcurrent: 1, minTime: WRITE_SPACING_MS }),
       },
       // 409 (name taken) and 429 (the throttling plugin's business) are not worth a blind retry.
-      retry: { doNotRetry: [400, 401, 403, 404, 409, 410, 422, 429, 451], retryAfterBaseValue: opts.retryBaseMs ?? 1000 },
+      retry: {
+        doNotRetry: [400, 401, 403, 404, 409, 410, 422, 429, 451],
+        retryAfterBaseValue: opts.retryBaseMs ?? 1000,
+      },
     });
     this.#octokit.hook.after("request", (res, options) => report(opts, options, res.status, res.headers));
     this.#octokit.hook.error("request", (err: any, options) => {
@@ -105,7 +112,13 @@ export class GithubClient {
         runners: { id: number; name: string; status: string; busy: boolean; labels: { name: string }[] }[];
       };
       for (const r of data.runners) {
-        all.push({ id: r.id, name: r.name, status: r.status === "online" ? "online" : "offline", busy: r.busy, labels: r.labels.map((l) => l.name) });
+        all.push({
+          id: r.id,
+          name: r.name,
+          status: r.status === "online" ? "online" : "offline",
+          busy: r.busy,
+          labels: r.labels.map((l) => l.name),
+        });
       }
       if (data.runners.length < 100 || all.length >= data.total_count) return all;
     }
@@ -147,10 +160,17 @@ export class GithubClient {
     const data = await this.#call(`GET ${this.#base}/actions/runner-groups`, { per_page: 100 }, signal) as {
       runner_groups: { id: number; name: string; default?: boolean }[];
     };
-    const found = data.runner_groups.find((g) => g.name.toLowerCase() === group.toLowerCase() || (group === "default" && g.default));
+    const found = data.runner_groups.find((g) =>
+      g.name.toLowerCase() === group.toLowerCase() || (group === "default" && g.default)
+    );
     if (!found) {
       const known = data.runner_groups.map((g) => `"${g.name}"`).join(", ");
-      throw new GithubError(404, `GET ${this.#base}/actions/runner-groups`, "not-found", `no runner group "${group}" (groups: ${known})`);
+      throw new GithubError(
+        404,
+        `GET ${this.#base}/actions/runner-groups`,
+        "not-found",
+        `no runner group "${group}" (groups: ${known})`,
+      );
     }
     this.#groupIds.set(group, found.id);
     return found.id;
@@ -165,7 +185,11 @@ export class GithubClient {
     const key = `${route}?${new URLSearchParams(params as Record<string, string>)}`;
     const cached = this.#etags.get(key);
     try {
-      const res = await this.#raw(route, { ...params, headers: cached ? { "if-none-match": cached.etag } : {} }, signal);
+      const res = await this.#raw(
+        route,
+        { ...params, headers: cached ? { "if-none-match": cached.etag } : {} },
+        signal,
+      );
       const etag = res.headers.etag;
       if (etag) this.#etags.set(key, { etag, data: res.data });
       return res.data;
@@ -188,7 +212,12 @@ export class GithubClient {
   }
 }
 
-function report(opts: GithubClientOptions, options: { method: string; url: string }, status: number, headers: Record<string, unknown>) {
+function report(
+  opts: GithubClientOptions,
+  options: { method: string; url: string },
+  status: number,
+  headers: Record<string, unknown>,
+) {
   if (!opts.onResponse) return;
   const num = (h: unknown) => (h === undefined || h === null || h === "" ? undefined : Number(h));
   opts.onResponse({

@@ -21,9 +21,15 @@ export function toGithubError(e: unknown, route: string): GithubError {
     return new GithubError(0, route, "network", `no answer from GitHub: ${err.message ?? String(e)}`);
   }
   if (status === 401) {
-    return new GithubError(status, route, "bad-credentials", "the token was rejected (Bad credentials): check token, token-file or GITHUB_TOKEN");
+    return new GithubError(
+      status,
+      route,
+      "bad-credentials",
+      "the token was rejected (Bad credentials): check token, token-file or GITHUB_TOKEN",
+    );
   }
-  const rateLimited = status === 429 || (status === 403 && (headers["x-ratelimit-remaining"] === "0" || /rate limit/i.test(said)));
+  const rateLimited = status === 429 ||
+    (status === 403 && (headers["x-ratelimit-remaining"] === "0" || /rate limit/i.test(said)));
   if (rateLimited) {
     const reset = Number(headers["x-ratelimit-reset"]);
     const when = headers["retry-after"]
@@ -41,7 +47,14 @@ export function toGithubError(e: unknown, route: string): GithubError {
       `the token lacks permission (${said}): self-hosted runners need "Administration: read and write" on a repository or "Self-hosted runners: read and write" on an organisation (classic tokens: repo or admin:org)`,
     );
   }
-  if (status === 404) return new GithubError(status, route, "not-found", `not found (${said}): check "path", and that the token can see it`);
+  if (status === 404) {
+    return new GithubError(
+      status,
+      route,
+      "not-found",
+      `not found (${said}): check "path", and that the token can see it`,
+    );
+  }
   if (status === 409) return new GithubError(status, route, "conflict", said);
   if (status === 422) return new GithubError(status, route, "busy", said);
   return new GithubError(status, route, "server", said);

@@ -80,7 +80,11 @@ export async function runPass(deps: PassDeps, config: Config, opts: PassOptions 
     startedAt: new Date(start).toISOString(),
     durationMs: 0,
     prefix: desired.prefix,
-    target: { containers: desired.containers, virtualMachines: desired.virtualMachines, maxRunners: desired.maxRunners },
+    target: {
+      containers: desired.containers,
+      virtualMachines: desired.virtualMachines,
+      maxRunners: desired.maxRunners,
+    },
     before: countBuckets([]),
     runners: [],
     results: [],
@@ -119,21 +123,25 @@ async function execute(
     if (a.kind === "create") deps.log.info("Creating a {type} runner: {reason}", { type: a.type, reason: a.reason });
     else deps.log.info("Removing {name} ({cause}): {reason}", { name: a.name, cause: a.cause, reason: a.reason });
   }
-  const results = await act({
-    github: deps.github,
-    lxd: deps.lxd,
-    runnerApp,
-    runnerGroupId: once(() => deps.github.runnerGroupId(config.group, signal)),
-    clock: deps.clock,
-    specFor: (a) => ({
-      name: runnerName(config.namePrefix, deps.randomBytes),
-      type: a.type,
-      prefix: config.namePrefix,
-      image: config.image,
-      labels: [...config.labels],
-      vm: { cpu: config.vmCpu, memory: config.vmMemory, disk: config.vmDisk },
-    }),
-  }, actions, { concurrency: opts.concurrency ?? 4, signal });
+  const results = await act(
+    {
+      github: deps.github,
+      lxd: deps.lxd,
+      runnerApp,
+      runnerGroupId: once(() => deps.github.runnerGroupId(config.group, signal)),
+      clock: deps.clock,
+      specFor: (a) => ({
+        name: runnerName(config.namePrefix, deps.randomBytes),
+        type: a.type,
+        prefix: config.namePrefix,
+        image: config.image,
+        labels: [...config.labels],
+        vm: { cpu: config.vmCpu, memory: config.vmMemory, disk: config.vmDisk },
+      }),
+    },
+    actions,
+    { concurrency: opts.concurrency ?? 4, signal },
+  );
   for (const r of results) logResult(deps.log, r);
   return results;
 }
@@ -143,19 +151,27 @@ function logResult(log: Logger, r: ActionResult): void {
   const props = { name, kind: r.action.kind, outcome: r.outcome, durationMs: r.durationMs, error: r.error };
   if (r.outcome === "failed") log.error(`Failed to ${r.action.kind} a runner: {error}`, props);
   else if (r.outcome === "kept-busy") log.info("Kept {name}: deregistration refused, the runner is busy", props);
-  else if (r.action.kind === "create") log.info("Created {name} ({type}) in {durationMs} ms", { ...props, type: r.action.type });
-  else log.info("Removed {name}", props);
+  else if (r.action.kind === "create") {
+    log.info("Created {name} ({type}) in {durationMs} ms", { ...props, type: r.action.type });
+  } else log.info("Removed {name}", props);
 }
 
 /** The runner application for spawns: GitHub's current one, or the newest cached one when GitHub cannot say. */
 async function resolveRunnerApp(deps: PassDeps, config: Config, signal: AbortSignal): Promise<RunnerApp> {
   const arch = runnerArch(process.arch);
   try {
-    return await ensureRunnerApp(await deps.github.runnerDownloads(signal), { cacheDir: config.cacheDir, arch, signal });
+    return await ensureRunnerApp(await deps.github.runnerDownloads(signal), {
+      cacheDir: config.cacheDir,
+      arch,
+      signal,
+    });
   } catch (e) {
     const cached = await cachedRunnerApp(config.cacheDir, arch);
     if (!cached) throw e;
-    deps.log.warning("Using the cached runner application {file}: {error}", { file: cached.filename, error: (e as Error).message });
+    deps.log.warning("Using the cached runner application {file}: {error}", {
+      file: cached.filename,
+      error: (e as Error).message,
+    });
     return cached;
   }
 }

@@ -28,8 +28,14 @@ export function formatPassReport(report: PassReport): string {
     `${report.target.maxRunners ? `, max ${report.target.maxRunners}` : ""})`,
   ];
   for (const r of report.results) {
-    const what = r.action.kind === "create" ? `create ${r.action.type}${r.name ? ` ${r.name}` : ""}` : `remove ${r.action.name} (${r.action.cause})`;
-    const how = r.outcome === "failed" ? `FAILED: ${r.error}` : r.outcome === "kept-busy" ? "kept: the runner is busy" : "done";
+    const what = r.action.kind === "create"
+      ? `create ${r.action.type}${r.name ? ` ${r.name}` : ""}`
+      : `remove ${r.action.name} (${r.action.cause})`;
+    const how = r.outcome === "failed"
+      ? `FAILED: ${r.error}`
+      : r.outcome === "kept-busy"
+      ? "kept: the runner is busy"
+      : "done";
     lines.push(`  ${what}: ${how}`);
   }
   if (report.results.length === 0 && !report.error) lines.push("  nothing to do");

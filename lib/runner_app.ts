@@ -35,7 +35,13 @@ export function runnerArch(nodeArch: string): "x64" | "arm64" {
  */
 export async function ensureRunnerApp(
   downloads: RunnerDownload[],
-  opts: { cacheDir: string; arch: "x64" | "arm64"; signal?: AbortSignal; downloadTimeoutMs?: number; onProgress?: (bytes: number, total?: number) => void },
+  opts: {
+    cacheDir: string;
+    arch: "x64" | "arm64";
+    signal?: AbortSignal;
+    downloadTimeoutMs?: number;
+    onProgress?: (bytes: number, total?: number) => void;
+  },
 ): Promise<RunnerApp> {
   const want = downloads.find((d) => d.os === "linux" && d.architecture === opts.arch);
   if (!want) throw new RunnerAppError(`GitHub lists no runner application for linux/${opts.arch}`);
@@ -50,7 +56,9 @@ export async function ensureRunnerApp(
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
   try {
     const res = await fetch(want.download_url, { signal, redirect: "follow" });
-    if (!res.ok || !res.body) throw new RunnerAppError(`Cannot download the runner application "${filename}": HTTP ${res.status}`);
+    if (!res.ok || !res.body) {
+      throw new RunnerAppError(`Cannot download the runner application "${filename}": HTTP ${res.status}`);
+    }
     const total = Number(res.headers.get("content-length")) || undefined;
     const hash = createHash("sha256");
     let bytes = 0;
@@ -62,7 +70,9 @@ export async function ensureRunnerApp(
     await pipeline(counted, createWriteStream(tmp, { mode: 0o644 }), { signal });
     const sha256 = hash.digest("hex");
     if (want.sha256_checksum && sha256 !== want.sha256_checksum) {
-      throw new RunnerAppError(`The runner application "${filename}" failed verification: sha256 ${sha256}, GitHub lists ${want.sha256_checksum}`);
+      throw new RunnerAppError(
+        `The runner application "${filename}" failed verification: sha256 ${sha256}, GitHub lists ${want.sha256_checksum}`,
+      );
     }
     await rename(tmp, path);
     await writeFile(`${path}.sha256`, `${sha256}\n`);
@@ -78,12 +88,17 @@ export async function ensureRunnerApp(
 export async function importRunnerApp(file: string, cacheDir: string): Promise<RunnerApp> {
   const filename = basename(file);
   if (!/^actions-runner-linux-(x64|arm64)-[\w.]+\.tar\.gz$/.test(filename)) {
-    throw new RunnerAppError(`"${filename}" is not named like a runner application (actions-runner-linux-<arch>-<version>.tar.gz)`);
+    throw new RunnerAppError(
+      `"${filename}" is not named like a runner application (actions-runner-linux-<arch>-<version>.tar.gz)`,
+    );
   }
   await mkdir(cacheDir, { recursive: true, mode: 0o755 });
   const path = join(cacheDir, filename);
   const hash = createHash("sha256");
-  await pipeline(createReadStream(file).on("data", (c) => hash.update(c)), createWriteStream(`${path}.partial`, { mode: 0o644 }));
+  await pipeline(
+    createReadStream(file).on("data", (c) => hash.update(c)),
+    createWriteStream(`${path}.partial`, { mode: 0o644 }),
+  );
   const sha256 = hash.digest("hex");
   await rename(`${path}.partial`, path);
   await writeFile(`${path}.sha256`, `${sha256}\n`);

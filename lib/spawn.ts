@@ -7,7 +7,15 @@ import type { LxdClient } from "./lxd.ts";
 import type { InstanceType } from "./types.ts";
 import type { RunnerApp } from "./runner_app.ts";
 import { KEY_PREFIX } from "./names.ts";
-import { HAS_RUNNER_APP, JIT_FILE, LAUNCHER, LAUNCHER_SCRIPT, PREPARE, PUSHED_TARBALL, START_DETACHED } from "./instance_scripts.ts";
+import {
+  HAS_RUNNER_APP,
+  JIT_FILE,
+  LAUNCHER,
+  LAUNCHER_SCRIPT,
+  PREPARE,
+  PUSHED_TARBALL,
+  START_DETACHED,
+} from "./instance_scripts.ts";
 
 /**
  * Creating an instance (a Debian image: 4-6 s alone, up to 36 s in a parallel batch), pushing a 180 MB runner
@@ -35,14 +43,25 @@ export interface SpawnDeps {
 
 export class SpawnError extends Error {
   override name = "SpawnError";
-  constructor(readonly runner: string, readonly step: string, override readonly cause: unknown, readonly cleanupFailures: string[]) {
-    const tail = cleanupFailures.length ? `; cleanup failed too, the next pass retries it: ${cleanupFailures.join("; ")}` : "";
+  constructor(
+    readonly runner: string,
+    readonly step: string,
+    override readonly cause: unknown,
+    readonly cleanupFailures: string[],
+  ) {
+    const tail = cleanupFailures.length
+      ? `; cleanup failed too, the next pass retries it: ${cleanupFailures.join("; ")}`
+      : "";
     super(`Cannot spawn runner "${runner}" (${step}): ${(cause as Error)?.message ?? cause}${tail}`);
   }
 }
 
 /** Creates, prepares and starts one runner. Returns the GitHub runner id. */
-export async function spawnRunner(deps: SpawnDeps, spec: SpawnSpec, opts: { signal?: AbortSignal } = {}): Promise<{ runnerId: number; pushedTarball: boolean }> {
+export async function spawnRunner(
+  deps: SpawnDeps,
+  spec: SpawnSpec,
+  opts: { signal?: AbortSignal } = {},
+): Promise<{ runnerId: number; pushedTarball: boolean }> {
   const { signal } = opts;
   let step = "create instance";
   let created = false;
@@ -55,7 +74,9 @@ export async function spawnRunner(deps: SpawnDeps, spec: SpawnSpec, opts: { sign
       ephemeral: true,
       start: true,
       config: instanceConfig(spec),
-      ...(spec.type === "virtual-machine" ? { devices: { root: { type: "disk", path: "/", pool: "default", size: spec.vm.disk } } } : {}),
+      ...(spec.type === "virtual-machine"
+        ? { devices: { root: { type: "disk", path: "/", pool: "default", size: spec.vm.disk } } }
+        : {}),
     }, { signal, timeoutMs: SLOW_STEP_MS });
     created = true;
 
@@ -64,7 +85,11 @@ export async function spawnRunner(deps: SpawnDeps, spec: SpawnSpec, opts: { sign
     if (!baked) {
       step = "push runner application";
       const app = await deps.runnerApp();
-      await deps.lxd.pushFile(spec.name, PUSHED_TARBALL, { fromFile: app.path }, { mode: 0o600, signal, timeoutMs: SLOW_STEP_MS });
+      await deps.lxd.pushFile(spec.name, PUSHED_TARBALL, { fromFile: app.path }, {
+        mode: 0o600,
+        signal,
+        timeoutMs: SLOW_STEP_MS,
+      });
     }
     step = "prepare instance";
     const prep = await deps.lxd.exec(spec.name, ["sh", "-c", PREPARE], { signal, timeoutMs: SLOW_STEP_MS });
@@ -73,7 +98,10 @@ export async function spawnRunner(deps: SpawnDeps, spec: SpawnSpec, opts: { sign
 
     step = "register with GitHub";
     const runnerGroupId = await deps.runnerGroupId();
-    const jit = await deps.github.generateJitConfig({ name: spec.name, labels: runnerLabels(spec), runnerGroupId }, signal);
+    const jit = await deps.github.generateJitConfig(
+      { name: spec.name, labels: runnerLabels(spec), runnerGroupId },
+      signal,
+    );
     runnerId = jit.runnerId;
 
     step = "start runner";
@@ -90,7 +118,9 @@ export async function spawnRunner(deps: SpawnDeps, spec: SpawnSpec, opts: { sign
       await deps.github.deleteRunner(runnerId, cleanup).catch((err) => failures.push(`deregister: ${err.message}`));
     }
     if (created) {
-      await deps.lxd.deleteInstance(spec.name, { signal: cleanup }).catch((err) => failures.push(`delete instance: ${err.message}`));
+      await deps.lxd.deleteInstance(spec.name, { signal: cleanup }).catch((err) =>
+        failures.push(`delete instance: ${err.message}`)
+      );
     }
     throw new SpawnError(spec.name, step, e, failures);
   }

@@ -31,7 +31,11 @@ Deno.test("config: the token never shows in JSON or in errors", () => {
 });
 
 Deno.test("config: flags override the file; strings from flags are converted", () => {
-  const c = parseConfig({ ...base, file: { path: "acme", containers: 1 }, flags: { containers: "4", labels: "gpu, big ,gpu", "check-interval": "30s" } });
+  const c = parseConfig({
+    ...base,
+    file: { path: "acme", containers: 1 },
+    flags: { containers: "4", labels: "gpu, big ,gpu", "check-interval": "30s" },
+  });
   assert.equal(c.containers, 4);
   assert.deepEqual(c.labels, ["gpu", "big"]);
   assert.equal(c.checkIntervalMs, 30_000);
@@ -60,7 +64,10 @@ const bad: [string, Record<string, unknown>, string][] = [
 ];
 for (const [what, file, key] of bad) {
   Deno.test(`config: rejects ${what}, naming "${key}"`, () => {
-    assert.throws(() => parseConfig({ ...base, file }), (e: Error) => e instanceof ConfigError && e.key === key && e.message.includes(key));
+    assert.throws(
+      () => parseConfig({ ...base, file }),
+      (e: Error) => e instanceof ConfigError && e.key === key && e.message.includes(key),
+    );
   });
 }
 

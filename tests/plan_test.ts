@@ -20,10 +20,22 @@ let nextId = 1;
 /** A runner with an instance. `ageMin` is the instance's age. */
 function r(
   hex: string,
-  s: { status?: "online" | "offline"; busy?: boolean; ageMin?: number; lxd?: string; type?: InstanceType; prefix?: string; noInstance?: boolean; noRunner?: boolean; unmarked?: boolean },
+  s: {
+    status?: "online" | "offline";
+    busy?: boolean;
+    ageMin?: number;
+    lxd?: string;
+    type?: InstanceType;
+    prefix?: string;
+    noInstance?: boolean;
+    noRunner?: boolean;
+    unmarked?: boolean;
+  },
 ): Partial<Observed> {
   const name = `${s.prefix ?? P}-${hex.padStart(8, "0")}`;
-  const runners: GithubRunner[] = s.noRunner ? [] : [{ id: nextId++, name, status: s.status ?? "online", busy: s.busy ?? false, labels: [] }];
+  const runners: GithubRunner[] = s.noRunner
+    ? []
+    : [{ id: nextId++, name, status: s.status ?? "online", busy: s.busy ?? false, labels: [] }];
   const instances: Instance[] = s.noInstance ? [] : [{
     name,
     type: s.type ?? "container",
@@ -38,7 +50,11 @@ function obs(...parts: Partial<Observed>[]): Observed {
 }
 /** A compact, order-insensitive rendering of actions: "create container", "remove acme-0000000a (surplus)". */
 function show(actions: Action[]): string[] {
-  return actions.map((a) => a.kind === "create" ? `create ${a.type}` : `remove ${a.name.slice(P.length + 1)} (${a.cause}${a.busy ? ", busy" : ""})`).sort();
+  return actions.map((a) =>
+    a.kind === "create"
+      ? `create ${a.type}`
+      : `remove ${a.name.slice(P.length + 1)} (${a.cause}${a.busy ? ", busy" : ""})`
+  ).sort();
 }
 const n = (hex: string) => hex.padStart(8, "0");
 
@@ -57,7 +73,12 @@ const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expe
   },
   {
     name: "surplus idle removed oldest first; busy never",
-    observed: obs(r("a", { ageMin: 5 }), r("b", { ageMin: 50 }), r("c", { ageMin: 20 }), r("d", { busy: true, ageMin: 90 })),
+    observed: obs(
+      r("a", { ageMin: 5 }),
+      r("b", { ageMin: 50 }),
+      r("c", { ageMin: 20 }),
+      r("d", { busy: true, ageMin: 90 }),
+    ),
     desired: { containers: 1 },
     expect: [`remove ${n("b")} (surplus)`, `remove ${n("c")} (surplus)`],
   },
@@ -158,7 +179,11 @@ for (const row of rows) {
 }
 
 Deno.test("plan: every removal of a registered runner deregisters before deleting", () => {
-  const { actions } = plan(obs(r("a", { ageMin: 30 }), r("b", { status: "offline", ageMin: 11 })), desired({ containers: 0 }), NOW);
+  const { actions } = plan(
+    obs(r("a", { ageMin: 30 }), r("b", { status: "offline", ageMin: 11 })),
+    desired({ containers: 0 }),
+    NOW,
+  );
   for (const a of actions) {
     assert.equal(a.kind, "remove");
     if (a.kind === "remove") {
@@ -171,12 +196,23 @@ Deno.test("plan: every removal of a registered runner deregisters before deletin
 Deno.test("plan: time is a parameter; the same observation later times out", () => {
   const o = obs(r("a", { noRunner: true, ageMin: 5 }), r("b", {}));
   assert.deepEqual(show(plan(o, desired(), NOW).actions), []);
-  assert.deepEqual(show(plan(o, desired(), NOW + 6 * MIN).actions), [`remove ${n("a")} (boot-timeout)`, "create container"].sort());
+  assert.deepEqual(
+    show(plan(o, desired(), NOW + 6 * MIN).actions),
+    [`remove ${n("a")} (boot-timeout)`, "create container"].sort(),
+  );
 });
 
 Deno.test("planFlush: idle and booting go, busy only with --busy, other prefixes never", () => {
-  const o = obs(r("a", {}), r("b", { busy: true }), r("c", { status: "offline", ageMin: 1 }), r("d", { prefix: "other" }));
-  assert.deepEqual(show(planFlush(o, desired(), NOW, { busy: false }).actions), [`remove ${n("a")} (flush)`, `remove ${n("c")} (flush)`]);
+  const o = obs(
+    r("a", {}),
+    r("b", { busy: true }),
+    r("c", { status: "offline", ageMin: 1 }),
+    r("d", { prefix: "other" }),
+  );
+  assert.deepEqual(show(planFlush(o, desired(), NOW, { busy: false }).actions), [
+    `remove ${n("a")} (flush)`,
+    `remove ${n("c")} (flush)`,
+  ]);
   assert.deepEqual(show(planFlush(o, desired(), NOW, { busy: true }).actions), [
     `remove ${n("a")} (flush)`,
     `remove ${n("b")} (flush, busy)`,

@@ -6,7 +6,11 @@ import { runPass } from "../reconcile.ts";
 import { formatPassReport } from "../report_format.ts";
 import type { Io } from "./io.ts";
 
-export async function reconcileCommand(config: Config, io: Io, opts: { json: boolean; flush?: { busy: boolean } }): Promise<number> {
+export async function reconcileCommand(
+  config: Config,
+  io: Io,
+  opts: { json: boolean; flush?: { busy: boolean } },
+): Promise<number> {
   const deps = makeDeps(config);
   const report = await withLock(lockPath(config), () => runPass(deps, config, { flush: opts.flush, signal: io.stop }));
   io.out(opts.json ? JSON.stringify(report) + "\n" : formatPassReport(report) + "\n");

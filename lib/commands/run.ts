@@ -9,20 +9,26 @@ import type { Io } from "./io.ts";
 export async function runCommand(config: Config, io: Io): Promise<number> {
   const deps = makeDeps(config);
   const log = logger("run");
-  log.info("Reconciling every {interval} s for prefix {prefix}", { interval: config.checkIntervalMs / 1000, prefix: config.namePrefix });
+  log.info("Reconciling every {interval} s for prefix {prefix}", {
+    interval: config.checkIntervalMs / 1000,
+    prefix: config.namePrefix,
+  });
   while (!io.stop.aborted) {
     try {
       // The pass is NOT given io.stop: a stop request lets the pass in flight finish (it has its own deadline).
       const report = await withLock(lockPath(config), () => runPass(deps, config));
       const b = report.before;
-      log.info("Pass done in {durationMs} ms: {idle} idle, {busy} busy, {booting} booting, {actions} actions, ok={ok}", {
-        durationMs: report.durationMs,
-        idle: b.idle,
-        busy: b.busy,
-        booting: b.booting,
-        actions: report.results.length,
-        ok: report.ok,
-      });
+      log.info(
+        "Pass done in {durationMs} ms: {idle} idle, {busy} busy, {booting} booting, {actions} actions, ok={ok}",
+        {
+          durationMs: report.durationMs,
+          idle: b.idle,
+          busy: b.busy,
+          booting: b.booting,
+          actions: report.results.length,
+          ok: report.ok,
+        },
+      );
     } catch (e) {
       if (!(e instanceof LockedError)) throw e;
       log.warning("Skipped a pass: {error}", { error: e.message });

@@ -20,7 +20,11 @@ export async function updateRunnerBinCommand(config: Config, io: Io, opts: { fro
     onProgress: (bytes, total) => {
       if (!io.isTty || bytes - lastShown < 4 << 20) return;
       lastShown = bytes;
-      io.err(`\rDownloading runner application: ${(bytes / 1048576).toFixed(0)}${total ? ` / ${(total / 1048576).toFixed(0)}` : ""} MiB`);
+      io.err(
+        `\rDownloading runner application: ${(bytes / 1048576).toFixed(0)}${
+          total ? ` / ${(total / 1048576).toFixed(0)}` : ""
+        } MiB`,
+      );
     },
   });
   if (lastShown) io.err("\n");

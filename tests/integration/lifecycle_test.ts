@@ -35,7 +35,9 @@ Deno.test("lifecycle: fill, steady state, job replaced, scale down, busy kept", 
       assert.deepEqual(summary(report), []);
       assert.equal(report.before.idle, 2);
       assert.ok(bed.fake.counted - before <= 1, `steady-state pass cost ${bed.fake.counted - before} counted requests`);
-      const lastList = bed.fake.requests.filter((r) => r.method === "GET" && r.path.includes("/actions/runners")).at(-1);
+      const lastList = bed.fake.requests.filter((r) => r.method === "GET" && r.path.includes("/actions/runners")).at(
+        -1,
+      );
       assert.equal(lastList?.status, 304, "the runner list is a conditional request");
     });
 
@@ -56,14 +58,19 @@ Deno.test("lifecycle: fill, steady state, job replaced, scale down, busy kept", 
       assert.deepEqual(summary(report), ["create container: done"]);
       assert.equal(report.before.busy, 1);
       assert.equal((await bed.instances()).get(busy), "Running", "the busy runner's instance is untouched");
-      await bed.fake.waitFor(async () => !(await bed.instances()).has(busy), { ...WAIT, what: "the finished runner's instance to go" });
+      await bed.fake.waitFor(async () => !(await bed.instances()).has(busy), {
+        ...WAIT,
+        what: "the finished runner's instance to go",
+      });
       assert.ok(!bed.fake.runners().some((r) => r.name === busy), "GitHub removed the ephemeral runner after its job");
       await bed.fake.waitFor(() => idleRunners(bed).length === 2, { ...WAIT, what: "2 idle runners again" });
       assert.deepEqual(summary(await bed.pass()), []);
     });
 
     await t.step("surplus idle runners go oldest first: deregistered, then deleted", async () => {
-      const ages = new Map((await bed.lxd.listInstances()).filter((i) => i.name.startsWith(bed.prefix)).map((i) => [i.name, i.createdAt]));
+      const ages = new Map(
+        (await bed.lxd.listInstances()).filter((i) => i.name.startsWith(bed.prefix)).map((i) => [i.name, i.createdAt]),
+      );
       const oldest = [...ages.entries()].sort((a, b) => a[1] - b[1])[0][0];
       bed.reconfigure({ containers: 1 });
       const report = await bed.pass();
@@ -80,7 +87,10 @@ Deno.test("lifecycle: fill, steady state, job replaced, scale down, busy kept", 
         method: "DELETE",
         pathIncludes: "/actions/runners/",
         status: 422,
-        body: { message: `Bad request - Runner "${last}" is still running a job"`, documentation_url: "https://docs.github.com/rest" },
+        body: {
+          message: `Bad request - Runner "${last}" is still running a job"`,
+          documentation_url: "https://docs.github.com/rest",
+        },
       });
       const report = await bed.pass();
       assert.deepEqual(summary(report), ["remove surplus: kept-busy"]);
@@ -95,11 +105,14 @@ Deno.test("lifecycle: fill, steady state, job replaced, scale down, busy kept", 
       assert.equal(bed.fake.runners().filter((r) => r.name.startsWith(bed.prefix)).length, 0);
     });
 
-    await t.step("every exchange matched GitHub's OpenAPI description; the token never went to the download host", () => {
-      assert.deepEqual(bed.fake.violations, []);
-      assert.ok(bed.fake.downloadRequests.length >= 1, "the runner application was downloaded");
-      assert.equal(bed.fake.downloadSawAuthorization, false);
-    });
+    await t.step(
+      "every exchange matched GitHub's OpenAPI description; the token never went to the download host",
+      () => {
+        assert.deepEqual(bed.fake.violations, []);
+        assert.ok(bed.fake.downloadRequests.length >= 1, "the runner application was downloaded");
+        assert.equal(bed.fake.downloadSawAuthorization, false);
+      },
+    );
   } finally {
     await bed.close();
   }
