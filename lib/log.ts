@@ -7,7 +7,6 @@ import {
   configureSync,
   getLogger,
   getTextFormatter,
-  jsonLinesFormatter,
   type Logger,
   type LogLevel,
   type LogRecord,
@@ -20,7 +19,7 @@ export const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warni
 
 export function setupLogging(opts: { level: LogLevel; json: boolean; write?: (line: string) => void }): void {
   const write = opts.write ?? ((line: string) => process.stderr.write(line));
-  const format = opts.json ? jsonLinesFormatter : getTextFormatter({ timestamp: "date-time", category: "." });
+  const format = opts.json ? jsonLine : getTextFormatter({ timestamp: "date-time", category: ".", value: "bare" });
   const sink = (record: LogRecord) => write(format(record));
   resetSync();
   configureSync({
@@ -34,4 +33,22 @@ export function setupLogging(opts: { level: LogLevel; json: boolean; write?: (li
 
 export function logger(...category: string[]): Logger {
   return getLogger(["github-runner", ...category]);
+}
+
+/** One JSON object a line: time, level, logger, the message rendered without quotes, and its properties. */
+function jsonLine(record: LogRecord): string {
+  const message = record.message.map((part) => typeof part === "string" ? part : bare(part)).join("");
+  return JSON.stringify({
+    time: new Date(record.timestamp).toISOString(),
+    level: record.level,
+    logger: record.category.join("."),
+    message,
+    ...record.properties,
+  }) + "\n";
+}
+
+function bare(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return value.message;
+  return typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
 }
