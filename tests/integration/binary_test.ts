@@ -69,7 +69,10 @@ Deno.test("binary: reconcile, check and flush against real LXD and a GitHub-comp
     assert.equal((await bed.instances()).size, 0);
 
     for (const r of [first, check, second, flush]) {
-      assert.ok(!r.stdout.includes(bed.fake.token) && !r.stderr.includes(bed.fake.token), "the token leaked into output");
+      assert.ok(
+        !r.stdout.includes(bed.fake.token) && !r.stderr.includes(bed.fake.token),
+        "the token leaked into output",
+      );
     }
     // Logs are JSON lines on stderr when not on a terminal, one per decision.
     const records = first.stderr.trim().split("\n").map((l) => JSON.parse(l));
@@ -88,4 +91,43 @@ Deno.test("binary: bad config exits 2 with one line and no stack trace", () => {
   });
   assert.equal(r.status, 2);
   assert.equal(r.stderr, 'github-runner: Invalid config "max-runners": must be a whole number >= 0, got "many"\n');
+});
+
+Deno.test("binary: run keeps the target through a job, and SIGTERM ends it with exit 0", async () => {
+  ensureBinary();
+  const bed = await openBed({ containers: 1 });
+  try {
+    const c = bed.config;
+    // Deno.Command, not node:child_process: under Deno the latter reports a child it signalled as killed by the
+    // signal even when the child handled it and exited 0.
+    const child = new Deno.Command(BINARY, {
+      args: [
+        "run",
+        ...["--path", "acme", "--containers", "1", "--check-interval", "1s", "--image", c.image],
+        ...["--github-api-url", c.githubApiUrl, "--name-prefix", c.namePrefix, "--cache-dir", c.cacheDir],
+        ...["--lxd-socket", c.lxdSocket!],
+      ],
+      env: { GITHUB_TOKEN: bed.fake.token },
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const output = child.output();
+    try {
+      await bed.fake.waitFor(() => idleRunners(bed).length === 1, { timeoutMs: 60_000, what: "1 idle runner" });
+      const [first] = idleRunners(bed);
+      bed.fake.assignJob(first, { seconds: 1 });
+      await bed.fake.waitFor(() => idleRunners(bed).some((n) => n !== first), {
+        timeoutMs: 60_000,
+        what: "a replacement",
+      });
+    } finally {
+      child.kill("SIGTERM");
+    }
+    const { code, stderr: raw } = await output;
+    const stderr = new TextDecoder().decode(raw);
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /"message":"Stopped"/);
+  } finally {
+    await bed.close();
+  }
 });
