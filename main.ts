@@ -8,10 +8,6 @@ import { ConfigError, UsageError } from "./lib/errors.ts";
 import { LOG_LEVELS, setupLogging } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
 import type { Io } from "./lib/commands/io.ts";
-import { reconcileCommand } from "./lib/commands/reconcile.ts";
-import { checkCommand } from "./lib/commands/check.ts";
-import { runCommand } from "./lib/commands/run.ts";
-import { updateRunnerBinCommand } from "./lib/commands/update_runner_bin.ts";
 import type { LogLevel } from "@logtape/logtape";
 
 export async function main(argv: string[], io: Io): Promise<number> {
@@ -31,17 +27,22 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
     setupLogging({ level, json: !io.isTty, write: io.err });
     const config = loadConfig({ file: inv.configFile, flags: inv.flags, env: io.env });
+    // Commands load on demand: `version`, `help` and bad input never pay for octokit and the LXD client.
     switch (inv.command) {
       case "reconcile":
-        return await reconcileCommand(config, io, { json: inv.json });
-      case "flush":
+        return await (await import("./lib/commands/reconcile.ts")).reconcileCommand(config, io, { json: inv.json });
+      case "flush": {
+        const { reconcileCommand } = await import("./lib/commands/reconcile.ts");
         return await reconcileCommand(config, io, { json: inv.json, flush: { busy: inv.busy } });
+      }
       case "check":
-        return await checkCommand(config, io, { json: inv.json });
+        return await (await import("./lib/commands/check.ts")).checkCommand(config, io, { json: inv.json });
       case "run":
-        return await runCommand(config, io);
-      case "update-runner-bin":
+        return await (await import("./lib/commands/run.ts")).runCommand(config, io);
+      case "update-runner-bin": {
+        const { updateRunnerBinCommand } = await import("./lib/commands/update_runner_bin.ts");
         return await updateRunnerBinCommand(config, io, { from: inv.from });
+      }
     }
     throw new UsageError(`Unknown command "${inv.command}"`);
   } catch (e) {

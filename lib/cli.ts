@@ -31,7 +31,7 @@ export interface Invocation {
 }
 
 /** Keys that must not travel on a command line: any user can read another process's arguments. */
-const SECRET_FLAGS = new Set(["token"]);
+const SECRET_FLAGS = new Set(["token", "webhook-secret"]);
 
 export function parseCommandLine(argv: string[]): Invocation {
   const keyOptions = Object.fromEntries(
@@ -52,6 +52,7 @@ export function parseCommandLine(argv: string[]): Invocation {
         from: { type: "string" },
         "log-level": { type: "string" },
         token: { type: "string" },
+        "webhook-secret": { type: "string" },
       },
     });
   } catch (e) {

@@ -29,9 +29,17 @@ export interface Config {
   readonly githubApiUrl: string;
   readonly namePrefix: string;
   readonly cacheDir: string;
+  /** `run` only: how often the runner list is watched between full passes (conditional: 304s are free). */
+  readonly watchIntervalMs: number;
+  /** `run` only: "host:port" of the HTTP listener (/metrics, /healthz, /readyz, /webhook); "" = off. */
+  readonly listen: string;
+  /** Non-enumerable, like token. Undefined: the /webhook endpoint is off. */
+  readonly webhookSecret?: string;
+  /** The last pass's summary, for other tools (the charm's update-status). */
+  readonly stateDir: string;
 }
 
-type Kind = "string" | "count" | "duration" | "labels" | "size" | "path" | "url";
+type Kind = "string" | "count" | "duration" | "labels" | "size" | "path" | "url" | "listen";
 interface KeySpec {
   kind: Kind;
   default?: unknown;
@@ -59,6 +67,11 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = Object.freeze({
   "github-api-url": { kind: "url", default: "https://api.github.com" },
   "name-prefix": { kind: "string" },
   "cache-dir": { kind: "path", default: "/var/cache/github-runner" },
+  "watch-interval": { kind: "duration", default: "5s" },
+  "listen": { kind: "listen", default: "127.0.0.1:9464" },
+  "webhook-secret": { kind: "string" },
+  "webhook-secret-file": { kind: "path" },
+  "state-dir": { kind: "path", default: "/var/lib/github-runner" },
 });
 
 /** Raw values by key, as read from TOML (typed) or flags (strings). */
@@ -73,11 +86,15 @@ export interface ConfigSources {
   envToken?: string;
   /** Contents of token-file, when the file named one (read by the caller). */
   tokenFileText?: string;
+  /** Contents of webhook-secret-file, likewise. */
+  webhookSecretFileText?: string;
   /** The host name: the default name-prefix. */
   hostname: string;
 }
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
+/** host:port, host being a name, an IPv4 address or a bracketed IPv6 address; port 1-65535 checked where used. */
+const LISTEN = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([1-9]\d{0,4})$/;
 
 /** Validates and merges the sources; throws ConfigError naming the first bad key. Never echoes a token. */
 export function parseConfig(src: ConfigSources): Config {
@@ -116,13 +133,18 @@ export function parseConfig(src: ConfigSources): Config {
     githubApiUrl: (get("github-api-url") as string).replace(/\/+$/, ""),
     namePrefix,
     cacheDir: get("cache-dir") as string,
+    watchIntervalMs: get("watch-interval") as number,
+    listen: get("listen") as string,
+    stateDir: get("state-dir") as string,
   };
+  if (config.watchIntervalMs < 1_000) throw new ConfigError("watch-interval", "must be at least 1s");
   if (config.checkIntervalMs < 1_000) throw new ConfigError("check-interval", "must be at least 1s");
   if (config.bootTimeoutMs < 1_000) throw new ConfigError("boot-timeout", "must be at least 1s");
   if (scope.kind === "repo" && config.group !== "default") {
     throw new ConfigError("group", `runner groups exist only for organisations, and path "${path}" is a repository`);
   }
   Object.defineProperty(config, "token", { value: token, enumerable: false });
+  Object.defineProperty(config, "webhookSecret", { value: pickWebhookSecret(raw, src), enumerable: false });
   return Object.freeze(config) as unknown as Config;
 }
 
@@ -151,6 +173,19 @@ function pickToken(raw: RawConfig, src: ConfigSources): string {
   return token;
 }
 
+function pickWebhookSecret(raw: RawConfig, src: ConfigSources): string | undefined {
+  if (raw["webhook-secret"] !== undefined && raw["webhook-secret-file"] !== undefined) {
+    throw new ConfigError("webhook-secret", "set webhook-secret or webhook-secret-file, not both");
+  }
+  const secret = raw["webhook-secret"] !== undefined
+    ? normalise("webhook-secret", raw["webhook-secret"]) as string
+    : src.webhookSecretFileText?.replace(/\r?\n$/, "");
+  if (secret === undefined) return undefined;
+  const key = raw["webhook-secret"] !== undefined ? "webhook-secret" : "webhook-secret-file";
+  if (secret.length < 16) throw new ConfigError(key, "the webhook secret must be at least 16 characters");
+  return secret;
+}
+
 /** The first label of the host name, lower-cased: a stable, per-host default prefix. */
 export function defaultPrefix(hostname: string): string {
   return hostname.split(".")[0].toLowerCase();
@@ -159,7 +194,7 @@ export function defaultPrefix(hostname: string): string {
 function normalise(key: string, value: unknown): unknown {
   if (value === undefined) return undefined;
   const spec = CONFIG_KEYS[key];
-  const shown = key === "token" ? "(hidden)" : JSON.stringify(value);
+  const shown = key === "token" || key === "webhook-secret" ? "(hidden)" : JSON.stringify(value);
   switch (spec.kind) {
     case "string":
     case "path": {
@@ -194,6 +229,13 @@ function normalise(key: string, value: unknown): unknown {
     }
     case "labels":
       return parseLabels(key, value);
+    case "listen": {
+      const port = typeof value === "string" ? Number(LISTEN.exec(value)?.[2]) : 0;
+      if (typeof value !== "string" || (value !== "" && !(port >= 1 && port <= 65535))) {
+        throw new ConfigError(key, `must be "host:port" (e.g. "127.0.0.1:9464"), or "" for off, got ${shown}`);
+      }
+      return value;
+    }
   }
 }
 

@@ -41,5 +41,24 @@ export function loadConfig(opts: { file?: string; flags: RawConfig; env: Record<
       );
     }
   }
-  return parseConfig({ file, flags: opts.flags, envToken: opts.env.GITHUB_TOKEN, tokenFileText, hostname: hostname() });
+  const secretFile = (opts.flags["webhook-secret-file"] ?? file?.["webhook-secret-file"]) as string | undefined;
+  const webhookSecretFileText = typeof secretFile === "string"
+    ? readSecretFile("webhook-secret-file", secretFile)
+    : undefined;
+  return parseConfig({
+    file,
+    flags: opts.flags,
+    envToken: opts.env.GITHUB_TOKEN,
+    tokenFileText,
+    webhookSecretFileText,
+    hostname: hostname(),
+  });
+}
+
+function readSecretFile(key: string, path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError(key, `cannot read "${path}": ${(e as { code?: string }).code ?? (e as Error).message}`);
+  }
 }

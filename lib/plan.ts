@@ -55,14 +55,18 @@ export function plan(observed: Observed, desired: Desired, now: number): Plan {
     views.filter((v) => v.bucket === "idle" && (!type || v.type === type) && !removed.has(v.name))
       .sort((a, b) => b.ageMs - a.ageMs || a.name.localeCompare(b.name));
 
+  const bootingYoungestFirst = (type: InstanceType) =>
+    views.filter((v) => v.bucket === "booting" && v.type === type && !removed.has(v.name))
+      .sort((a, b) => a.ageMs - b.ageMs || a.name.localeCompare(b.name));
+
   const need = new Map<InstanceType, number>();
   for (const type of TYPES) {
     const target = type === "container" ? desired.containers : desired.virtualMachines;
     const ready = views.filter((v) => v.type === type && (v.bucket === "idle" || v.bucket === "booting")).length;
-    const surplus = ready - target;
-    for (const v of idleOldestFirst(type).slice(0, Math.max(0, surplus))) {
-      remove(v, "surplus", `idle+booting ${ready} > target ${target}`);
-    }
+    // Idle runners go first, oldest first; then booting ones, youngest first (they have cost the least). A
+    // booting runner cannot be running a job; should it take one meanwhile, deregistration meets GitHub's 422.
+    const surplus = [...idleOldestFirst(type), ...bootingYoungestFirst(type)].slice(0, Math.max(0, ready - target));
+    for (const v of surplus) remove(v, "surplus", `idle+booting ${ready} > target ${target}`);
     need.set(type, Math.max(0, target - ready));
   }
 

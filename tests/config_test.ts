@@ -96,3 +96,22 @@ Deno.test("names: strict ownership and valid generated names", () => {
   assert.equal(validatePrefix("a".repeat(54)), undefined);
   assert.match(validatePrefix("1abc") ?? "", /start with a lower-case letter/);
 });
+
+Deno.test("config: operations keys (listen, watch-interval, webhook secret, state-dir)", () => {
+  const c = parseConfig({
+    ...base,
+    file: { path: "acme", "webhook-secret-file": "/s" },
+    webhookSecretFileText: "0123456789abcdef-secret\n",
+  });
+  assert.equal(c.listen, "127.0.0.1:9464");
+  assert.equal(c.watchIntervalMs, 5_000);
+  assert.equal(c.stateDir, "/var/lib/github-runner");
+  assert.equal(c.webhookSecret, "0123456789abcdef-secret");
+  assert.ok(!JSON.stringify(c).includes("secret"), "the webhook secret is not enumerable");
+  assert.equal(parseConfig({ ...base, file: { path: "acme", listen: "" } }).listen, "");
+  assert.equal(parseConfig({ ...base, file: { path: "acme", listen: "[::1]:9000" } }).listen, "[::1]:9000");
+  for (const listen of ["9464", "host:0", "host:70000", "a b:80"]) {
+    assert.throws(() => parseConfig({ ...base, file: { path: "acme", listen } }), /"listen"/);
+  }
+  assert.throws(() => parseConfig({ ...base, file: { path: "acme", "webhook-secret": "short" } }), /at least 16/);
+});

@@ -83,6 +83,16 @@ const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expe
     expect: [`remove ${n("b")} (surplus)`, `remove ${n("c")} (surplus)`],
   },
   {
+    name: "surplus beyond the idle runners takes booting ones, youngest first",
+    observed: obs(
+      r("a", { ageMin: 30 }),
+      r("b", { status: "offline", ageMin: 2 }),
+      r("c", { noRunner: true, ageMin: 1 }),
+    ),
+    desired: { containers: 1 },
+    expect: [`remove ${n("a")} (surplus)`, `remove ${n("c")} (surplus)`],
+  },
+  {
     name: "target 0 removes every idle runner and keeps the busy one",
     observed: obs(r("a", {}), r("b", { busy: true })),
     desired: { containers: 0 },
