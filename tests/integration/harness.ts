@@ -9,8 +9,10 @@ import { join } from "node:path";
 import { FakeGithub } from "../fakes/github.ts";
 import { type Config, parseConfig, type RawConfig } from "../../lib/config.ts";
 import { makeDeps } from "../../lib/deps.ts";
+import { GithubClient } from "../../lib/github.ts";
 import { detectLxdSocket, LxdClient } from "../../lib/lxd.ts";
-import { setupLogging } from "../../lib/log.ts";
+import { logger, setupLogging } from "../../lib/log.ts";
+import { KEY_PREFIX, runnerName } from "../../lib/names.ts";
 import { type PassOptions, type PassReport, runPass } from "../../lib/reconcile.ts";
 import type { PassDeps } from "../../lib/reconcile.ts";
 
@@ -39,20 +41,37 @@ export interface Bed {
   reconfigure(over: RawConfig): void;
   /** Our prefix's instances, by name. */
   instances(): Promise<Map<string, string>>;
+  /** A fresh name of this bed's pattern, `<prefix>-<8 hex>` (default prefix: the bed's). */
+  newName(prefix?: string): string;
+  /**
+   * Creates a container behind the manager's back (another owner's, or a stopped or stuck one of ours), from the
+   * test image. `owner` is written as the ownership mark; none when absent. close() deletes it.
+   */
+  createInstance(spec: { name: string; owner?: string; start: boolean; ephemeral?: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function openBed(file: RawConfig, opts: { clock?: () => number } = {}): Promise<Bed> {
+export interface BedOptions {
+  /** The passes' clock (default Date.now): tests move time forward instead of sleeping. */
+  clock?: () => number;
+  /** The token the manager sends (default: the one the fake accepts). */
+  token?: string;
+  /** Scales the retry plugin's back-off of 1, 4, 9 x this (default: the binary's 1000 ms). */
+  retryBaseMs?: number;
+}
+
+export async function openBed(file: RawConfig, opts: BedOptions = {}): Promise<Bed> {
   const fake = await FakeGithub.start({ hostname: bridgeAddress() });
   const socketPath = detectLxdSocket();
   if (!socketPath) throw new Error("No LXD socket: run scripts/lxd-test-host.sh first");
   const lxd = new LxdClient({ socketPath });
   const prefix = `t${crypto.randomUUID().slice(0, 6)}`;
   const cacheDir = await mkdtemp(join(tmpdir(), "github-runner-test-"));
+  const created = new Set<string>();
   const make = (over: RawConfig) =>
     parseConfig({
       hostname: "test-host",
-      envToken: fake.token,
+      envToken: opts.token ?? fake.token,
       file: {
         path: "acme",
         image: TEST_IMAGE,
@@ -79,8 +98,20 @@ export async function openBed(file: RawConfig, opts: { clock?: () => number } = 
       const all = await lxd.listInstances();
       return new Map(all.filter((i) => i.name.startsWith(`${prefix}-`)).map((i) => [i.name, i.status]));
     },
+    newName: (of = prefix) => runnerName(of, (n) => crypto.getRandomValues(new Uint8Array(n))),
+    async createInstance(spec) {
+      created.add(spec.name);
+      await lxd.createInstance({
+        name: spec.name,
+        type: "container",
+        image: TEST_IMAGE,
+        ephemeral: spec.ephemeral ?? false,
+        start: spec.start,
+        config: spec.owner === undefined ? {} : { [KEY_PREFIX]: spec.owner },
+      });
+    },
     async close() {
-      const leftovers = [...(await bed.instances()).keys()];
+      const leftovers = [...new Set([...(await bed.instances()).keys(), ...created])];
       await Promise.all(leftovers.map((name) => lxd.deleteInstance(name).catch(() => {})));
       await fake.close();
       await rm(cacheDir, { recursive: true, force: true });
@@ -88,7 +119,33 @@ export async function openBed(file: RawConfig, opts: { clock?: () => number } = 
   };
   bed.deps = makeDeps(bed.config);
   if (opts.clock) bed.deps = { ...bed.deps, clock: opts.clock };
+  if (opts.retryBaseMs !== undefined) {
+    const log = logger("github");
+    const github = new GithubClient({
+      token: bed.config.token,
+      apiUrl: bed.config.githubApiUrl,
+      scope: bed.config.scope,
+      retryBaseMs: opts.retryBaseMs,
+      onRateLimit: (r) => log.warning("GitHub rate limit on {route}: asked to wait {retryAfterS} s", { ...r }),
+    });
+    bed.deps = { ...bed.deps, github };
+  }
   return bed;
+}
+
+/**
+ * Our runners as each side sees them, sorted: registered names, and names of instances with our mark. Ownership is
+ * spelled out here (`<prefix>-<8 hex>`) rather than taken from lib/names.ts, so that tests do not trust the code
+ * under test.
+ */
+export async function ownRunners(bed: Bed): Promise<{ registered: string[]; instances: string[] }> {
+  const ours = new RegExp(`^${bed.prefix}-[0-9a-f]{8}$`);
+  const registered = bed.fake.runners().filter((r) => ours.test(r.name)).map((r) => r.name);
+  const instances = (await bed.lxd.listInstances()).filter((i) =>
+    ours.test(i.name) && i.userKeys[KEY_PREFIX] === bed.prefix
+  )
+    .map((i) => i.name);
+  return { registered: registered.sort(), instances: instances.sort() };
 }
 
 /** Names of runners that are online and idle in the fake, for this prefix. */
