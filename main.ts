@@ -38,7 +38,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case "check":
         return await (await import("./lib/commands/check.ts")).checkCommand(config, io, { json: inv.json });
       case "run":
-        return await (await import("./lib/commands/run.ts")).runCommand(config, io);
+        return await (await import("./lib/commands/run.ts")).runCommand(config, io, {
+          reload: () => loadConfig({ file: inv.configFile, flags: inv.flags, env: io.env }),
+        });
       case "update-runner-bin": {
         const { updateRunnerBinCommand } = await import("./lib/commands/update_runner_bin.ts");
         return await updateRunnerBinCommand(config, io, { from: inv.from });
@@ -58,12 +60,17 @@ export async function main(argv: string[], io: Io): Promise<number> {
 if (import.meta.main) {
   const stop = new AbortController();
   for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => stop.abort());
+  const onHangup = (listener: () => void) => {
+    process.on("SIGHUP", listener);
+    return () => void process.off("SIGHUP", listener);
+  };
   const code = await main(process.argv.slice(2), {
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
     isTty: !!process.stderr.isTTY,
     env: process.env,
     stop: stop.signal,
+    onHangup,
   });
   process.exit(code);
 }

@@ -94,7 +94,7 @@ export interface ConfigSources {
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
 /** host:port, host being a name, an IPv4 address or a bracketed IPv6 address; port 1-65535 checked where used. */
-const LISTEN = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):([1-9]\d{0,4})$/;
+const LISTEN = /^([A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):([1-9]\d{0,4})$/;
 
 /** Validates and merges the sources; throws ConfigError naming the first bad key. Never echoes a token. */
 export function parseConfig(src: ConfigSources): Config {

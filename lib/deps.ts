@@ -1,12 +1,19 @@
 /** Building the real clients from a Config: the one place that wires GitHub, LXD, the clock and randomness. */
 import type { Config } from "./config.ts";
 import { ConfigError } from "./errors.ts";
-import { GithubClient } from "./github.ts";
-import { detectLxdSocket, LxdClient } from "./lxd.ts";
+import { GithubClient, type ResponseInfo } from "./github.ts";
+import { detectLxdSocket, LxdClient, LxdError } from "./lxd.ts";
 import { logger } from "./log.ts";
 import type { PassDeps } from "./reconcile.ts";
 
-export function makeDeps(config: Config): PassDeps {
+export interface DepsHooks {
+  /** Every GitHub HTTP exchange (metrics). */
+  onGithubResponse?: (info: ResponseInfo) => void;
+  /** Every failed LXD call (metrics). */
+  onLxdError?: (error: LxdError) => void;
+}
+
+export function makeDeps(config: Config, hooks: DepsHooks = {}): PassDeps {
   const log = logger("reconcile");
   const githubLog = logger("github");
   const socketPath = config.lxdSocket ?? detectLxdSocket();
@@ -21,10 +28,15 @@ export function makeDeps(config: Config): PassDeps {
       token: config.token,
       apiUrl: config.githubApiUrl,
       scope: config.scope,
-      onResponse: (r) => githubLog.debug("{method} {route} -> {status}", { ...r }),
+      onResponse: (r) => {
+        githubLog.debug("{method} {route} -> {status}", { ...r });
+        hooks.onGithubResponse?.(r);
+      },
       onRateLimit: (r) => githubLog.warning("GitHub rate limit on {route}: asked to wait {retryAfterS} s", { ...r }),
     }),
-    lxd: new LxdClient({ socketPath }),
+    lxd: hooks.onLxdError
+      ? reportingErrors(new LxdClient({ socketPath }), hooks.onLxdError)
+      : new LxdClient({ socketPath }),
     clock: Date.now,
     randomBytes: (n) => crypto.getRandomValues(new Uint8Array(n)),
     log,
@@ -34,4 +46,22 @@ export function makeDeps(config: Config): PassDeps {
 /** Where passes take their cross-process lock. */
 export function lockPath(config: Config): string {
   return `${config.cacheDir}/reconcile.lock`;
+}
+
+/** The same client, with every LxdError its async methods throw reported first (then rethrown unchanged). */
+function reportingErrors(client: LxdClient, report: (e: LxdError) => void): LxdClient {
+  return new Proxy(client, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== "function") return value;
+      return async (...args: unknown[]) => {
+        try {
+          return await value.apply(target, args);
+        } catch (e) {
+          if (e instanceof LxdError) report(e);
+          throw e;
+        }
+      };
+    },
+  });
 }

@@ -3,7 +3,7 @@
  * pass observes again. The rules are in lib/plan.ts; this file only wires I/O to them.
  */
 import type { Config } from "./config.ts";
-import type { Desired, Observed } from "./types.ts";
+import type { Desired, InstanceType, Observed } from "./types.ts";
 import { type Action, plan, planFlush } from "./plan.ts";
 import { type Bucket, countBuckets, type RunnerView } from "./classify.ts";
 import { act, type ActionResult } from "./act.ts";
@@ -49,7 +49,7 @@ export interface PassReport {
 export interface RunnerSummary {
   name: string;
   bucket: Bucket;
-  type?: string;
+  type?: InstanceType;
   githubStatus?: string;
   busy: boolean;
   lxdStatus?: string;

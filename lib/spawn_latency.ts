@@ -4,18 +4,26 @@
  * busy; runners that were already online when the service started are never measured.
  */
 import type { Bucket } from "./classify.ts";
+import type { InstanceType } from "./types.ts";
+
+export interface Online {
+  seconds: number;
+  type: InstanceType;
+}
 
 export class SpawnLatency {
   readonly #booting = new Set<string>();
 
   /** Feed every observation; returns the latencies (seconds) of runners that just came online. */
-  update(runners: { name: string; bucket: Bucket; ageMs: number }[]): number[] {
-    const online: number[] = [];
+  update(runners: { name: string; bucket: Bucket; ageMs: number; type?: InstanceType }[]): Online[] {
+    const online: Online[] = [];
     const present = new Set<string>();
     for (const r of runners) {
       present.add(r.name);
       if (r.bucket === "booting") this.#booting.add(r.name);
-      else if ((r.bucket === "idle" || r.bucket === "busy") && this.#booting.delete(r.name)) online.push(r.ageMs / 1000);
+      else if ((r.bucket === "idle" || r.bucket === "busy") && this.#booting.delete(r.name)) {
+        online.push({ seconds: r.ageMs / 1000, type: r.type ?? "container" });
+      }
     }
     for (const name of this.#booting) if (!present.has(name)) this.#booting.delete(name);
     return online;

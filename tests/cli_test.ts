@@ -26,7 +26,9 @@ async function configFile(text: string): Promise<string> {
 Deno.test("cli: help and version", async () => {
   const help = await run(["help"]);
   assert.equal(help.code, 0);
-  for (const cmd of ["reconcile", "run", "check", "flush", "update-runner-bin", "version"]) assert.match(help.out, new RegExp(cmd));
+  for (const cmd of ["reconcile", "run", "check", "flush", "update-runner-bin", "version"]) {
+    assert.match(help.out, new RegExp(cmd));
+  }
   assert.match((await run(["flush", "--help"])).out, /flush \[--busy\]/);
   assert.match((await run(["version"])).out, /^github-runner \d+\.\d+\.\d+\n$/);
 });
@@ -73,7 +75,10 @@ Deno.test("cli: invalid TOML is reported by line without echoing the line (it ma
 });
 
 Deno.test("cli: a missing config file and a missing token-file are config errors", async () => {
-  assert.match((await run(["check", "-c", "/nonexistent/config.toml"])).err, /cannot read "\/nonexistent\/config.toml": ENOENT/);
+  assert.match(
+    (await run(["check", "-c", "/nonexistent/config.toml"])).err,
+    /cannot read "\/nonexistent\/config.toml": ENOENT/,
+  );
   const path = await configFile('path = "acme"\ntoken-file = "/nonexistent/token"\n');
   const r = await run(["check", "-c", path]);
   assert.equal(r.code, 2);

@@ -111,7 +111,7 @@ Deno.test("config: operations keys (listen, watch-interval, webhook secret, stat
   assert.equal(parseConfig({ ...base, file: { path: "acme", listen: "" } }).listen, "");
   assert.equal(parseConfig({ ...base, file: { path: "acme", listen: "[::1]:9000" } }).listen, "[::1]:9000");
   for (const listen of ["9464", "host:0", "host:70000", "a b:80"]) {
-    assert.throws(() => parseConfig({ ...base, file: { path: "acme", listen } }), /"listen"/);
+    assert.throws(() => parseConfig({ ...base, file: { path: "acme", listen } }), /"listen"/, listen);
   }
   assert.throws(() => parseConfig({ ...base, file: { path: "acme", "webhook-secret": "short" } }), /at least 16/);
 });

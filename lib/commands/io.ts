@@ -6,4 +6,6 @@ export interface Io {
   env: Record<string, string | undefined>;
   /** Aborted on SIGTERM/SIGINT. */
   stop: AbortSignal;
+  /** Subscribes to SIGHUP (reload); returns the unsubscribe function. */
+  onHangup?: (listener: () => void) => () => void;
 }

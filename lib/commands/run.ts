@@ -1,52 +1,155 @@
-/** `run`: a pass every check-interval until SIGTERM/SIGINT; the pass in flight finishes, then exit 0. */
+/**
+ * `run`: the service. One single-flight pass loop (lib/daemon.ts) fed by the check-interval timer, a free
+ * conditional watch of the runner list every watch-interval, and verified workflow_job webhooks; an HTTP
+ * listener for /metrics, /healthz, /readyz and /webhook; the state file after every pass. SIGTERM/SIGINT: the
+ * pass in flight finishes, the listener closes, exit 0. SIGHUP: the config is read again (a bad one is refused
+ * and the old one kept).
+ */
 import type { Config } from "../config.ts";
 import { lockPath, makeDeps } from "../deps.ts";
-import { LockedError, withLock } from "../lock.ts";
-import { runPass } from "../reconcile.ts";
+import { withLock } from "../lock.ts";
+import { desiredOf, observe, type PassDeps, type PassReport, runPass } from "../reconcile.ts";
+import { plan } from "../plan.ts";
+import { Daemon } from "../daemon.ts";
+import { Metrics } from "../metrics.ts";
+import { type Listener, makeHandler, parseListen, serve } from "../http.ts";
+import { jobWaitSeconds } from "../webhook.ts";
+import { SpawnLatency } from "../spawn_latency.ts";
+import { isOwnedName } from "../names.ts";
+import { summarize, writeState } from "../state_file.ts";
 import { logger } from "../log.ts";
+import { VERSION } from "../version.ts";
 import type { Io } from "./io.ts";
 
-export async function runCommand(config: Config, io: Io): Promise<number> {
-  const deps = makeDeps(config);
+export interface RunOptions {
+  /** Reads the configuration again from its sources (SIGHUP). */
+  reload: () => Config;
+}
+
+export async function runCommand(initial: Config, io: Io, opts: RunOptions): Promise<number> {
   const log = logger("run");
-  log.info("Reconciling every {interval} s for prefix {prefix}", {
+  const metrics = new Metrics({ version: VERSION });
+  const latency = new SpawnLatency();
+  let config = initial;
+  const build = (c: Config): PassDeps =>
+    makeDeps(c, {
+      onGithubResponse: (r) => metrics.observeGithubResponse(r),
+      onLxdError: (e) => metrics.observeLxdError(e.operation),
+    });
+  let deps = build(config);
+
+  const daemon = new Daemon({
+    pass: (reason) => {
+      log.debug("Pass starting: {reason}", { reason });
+      return withLock(lockPath(config), () => runPass(deps, config));
+    },
+    watch: async () => {
+      const observed = await observe(deps, AbortSignal.timeout(60_000));
+      const p = plan(observed, desiredOf(config), deps.clock());
+      for (const o of latency.update(p.views)) metrics.observeSpawnOnline(o.seconds, o.type);
+      return p.actions.length > 0;
+    },
+    onPass: async (report, reason) => {
+      metrics.observePass(report);
+      for (const o of latency.update(report.runners)) metrics.observeSpawnOnline(o.seconds, o.type);
+      for (const r of report.results) {
+        if (r.action.kind === "create" && r.outcome === "done" && r.name) latency.created(r.name);
+      }
+      logPass(report, reason);
+      await writeState(config.stateDir, summarize(report, deps.clock())).catch((e) =>
+        log.warning("Cannot write the state file in {dir}: {error}", { dir: config.stateDir, error: e.message })
+      );
+    },
+    onError: (what, error) =>
+      log.error("The {what} failed: {error}", { what, error: (error as Error)?.message ?? String(error) }),
+    clock: () => deps.clock(),
+    sleep,
+  }, timing(config));
+
+  let listener: Listener | undefined;
+  const address = parseListen(config.listen);
+  if (address) {
+    listener = await serve(
+      makeHandler({
+        metrics,
+        health: () => daemon.health(Date.now()),
+        webhookSecret: config.webhookSecret,
+        onWorkflowJob: (e) => {
+          // Job wait counts only for jobs our runners took: an organisation's webhook reports every job.
+          const wait = jobWaitSeconds(e);
+          if (wait !== undefined && e.runnerName && isOwnedName(config.namePrefix, e.runnerName)) {
+            metrics.observeJobWait(wait);
+          }
+          daemon.trigger(`webhook workflow_job ${e.action}`);
+        },
+      }),
+      address,
+    );
+    log.info("Listening on {url} (/metrics, /healthz, /readyz{webhook})", {
+      url: listener.url,
+      webhook: config.webhookSecret ? ", /webhook" : "",
+    });
+  }
+
+  const stop = () => daemon.stop();
+  io.stop.addEventListener("abort", stop, { once: true });
+  const offHangup = io.onHangup?.(() => {
+    try {
+      const next = opts.reload();
+      if (next.listen !== config.listen || next.webhookSecret !== config.webhookSecret) {
+        log.warning("listen and webhook-secret changes take effect at the next restart");
+      }
+      config = next;
+      deps = build(config);
+      daemon.setTiming(timing(config));
+      daemon.trigger("config reloaded");
+      log.info("Configuration reloaded");
+    } catch (e) {
+      log.error("Configuration NOT reloaded, the previous one stays: {error}", { error: (e as Error).message });
+    }
+  });
+  log.info("Reconciling every {interval} s, watching every {watch} s, prefix {prefix}", {
     interval: config.checkIntervalMs / 1000,
+    watch: config.watchIntervalMs / 1000,
     prefix: config.namePrefix,
   });
-  while (!io.stop.aborted) {
-    try {
-      // The pass is NOT given io.stop: a stop request lets the pass in flight finish (it has its own deadline).
-      const report = await withLock(lockPath(config), () => runPass(deps, config));
-      const b = report.before;
-      log.info(
-        "Pass done in {durationMs} ms: {idle} idle, {busy} busy, {booting} booting, {actions} actions, ok={ok}",
-        {
-          durationMs: report.durationMs,
-          idle: b.idle,
-          busy: b.busy,
-          booting: b.booting,
-          actions: report.results.length,
-          ok: report.ok,
-        },
-      );
-    } catch (e) {
-      if (!(e instanceof LockedError)) throw e;
-      log.warning("Skipped a pass: {error}", { error: e.message });
-    }
-    await sleep(config.checkIntervalMs, io.stop);
-  }
+  if (io.stop.aborted) daemon.stop();
+  await daemon.run();
+  offHangup?.();
+  await listener?.close();
   log.info("Stopped");
   return 0;
+
+  function logPass(report: PassReport, reason: string): void {
+    const b = report.before;
+    log.info(
+      "Pass ({reason}) done in {durationMs} ms: {idle} idle, {busy} busy, {booting} booting, {actions} actions, ok={ok}",
+      {
+        reason,
+        durationMs: report.durationMs,
+        idle: b.idle,
+        busy: b.busy,
+        booting: b.booting,
+        actions: report.results.length,
+        ok: report.ok,
+      },
+    );
+  }
+}
+
+function timing(c: Config) {
+  return { checkIntervalMs: c.checkIntervalMs, watchIntervalMs: c.watchIntervalMs };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
+    if (signal.aborted) return resolve();
+    const done = () => {
       clearTimeout(t);
       signal.removeEventListener("abort", done);
       resolve();
-    }
+    };
+    const t = setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
   });
 }
