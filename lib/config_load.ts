@@ -11,15 +11,7 @@ export function loadConfig(opts: { file?: string; flags: RawConfig; env: Record<
   const path = opts.file ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
   let file: RawConfig | undefined;
   if (path !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (e) {
-      throw new ConfigError(
-        "config",
-        `cannot read "${path}": ${(e as { code?: string }).code ?? (e as Error).message}`,
-      );
-    }
+    const text = readSecretFile("config", path);
     try {
       file = parseToml(text) as RawConfig;
     } catch (e) {
@@ -30,17 +22,7 @@ export function loadConfig(opts: { file?: string; flags: RawConfig; env: Record<
     }
   }
   const tokenFile = (opts.flags["token-file"] ?? file?.["token-file"]) as string | undefined;
-  let tokenFileText: string | undefined;
-  if (typeof tokenFile === "string") {
-    try {
-      tokenFileText = readFileSync(tokenFile, "utf8");
-    } catch (e) {
-      throw new ConfigError(
-        "token-file",
-        `cannot read "${tokenFile}": ${(e as { code?: string }).code ?? (e as Error).message}`,
-      );
-    }
-  }
+  const tokenFileText = typeof tokenFile === "string" ? readSecretFile("token-file", tokenFile) : undefined;
   const secretFile = (opts.flags["webhook-secret-file"] ?? file?.["webhook-secret-file"]) as string | undefined;
   const webhookSecretFileText = typeof secretFile === "string"
     ? readSecretFile("webhook-secret-file", secretFile)
@@ -55,6 +37,7 @@ export function loadConfig(opts: { file?: string; flags: RawConfig; env: Record<
   });
 }
 
+/** Reads a file the config names; a failure is a ConfigError naming the key (never the contents). */
 function readSecretFile(key: string, path: string): string {
   try {
     return readFileSync(path, "utf8");

@@ -178,7 +178,12 @@ async function resolveRunnerApp(deps: PassDeps, config: Config, signal: AbortSig
 
 function fillBefore(report: PassReport, views: RunnerView[]): void {
   report.before = countBuckets(views);
-  report.runners = views.map((v) => ({
+  report.runners = summarizeViews(views);
+}
+
+/** Views as reports and `check` show them: plain data, no GitHub or LXD objects. */
+export function summarizeViews(views: RunnerView[]): RunnerSummary[] {
+  return views.map((v) => ({
     name: v.name,
     bucket: v.bucket,
     type: v.type,

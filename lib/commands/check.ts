@@ -2,7 +2,7 @@
 import type { Config } from "../config.ts";
 import { makeDeps } from "../deps.ts";
 import { classify, countBuckets } from "../classify.ts";
-import { observe } from "../reconcile.ts";
+import { observe, summarizeViews } from "../reconcile.ts";
 import { formatRunnerTable } from "../report_format.ts";
 import type { Io } from "./io.ts";
 
@@ -10,15 +10,7 @@ export async function checkCommand(config: Config, io: Io, opts: { json: boolean
   const deps = makeDeps(config);
   const observed = await observe(deps, AbortSignal.any([io.stop, AbortSignal.timeout(120_000)]));
   const views = classify(observed, config.namePrefix, config.bootTimeoutMs, deps.clock());
-  const runners = views.map((v) => ({
-    name: v.name,
-    bucket: v.bucket,
-    type: v.type,
-    githubStatus: v.runner?.status,
-    busy: !!v.runner?.busy,
-    lxdStatus: v.instance?.status,
-    ageMs: v.ageMs,
-  }));
+  const runners = summarizeViews(views);
   if (opts.json) io.out(JSON.stringify({ prefix: config.namePrefix, counts: countBuckets(views), runners }) + "\n");
   else io.out(formatRunnerTable(runners) + "\n");
   return 0;
