@@ -24,6 +24,8 @@ export interface Config {
   readonly vmDisk: string;
   readonly maxRunners: number;
   readonly bootTimeoutMs: number;
+  /** 0: no limit. */
+  readonly maxRunnerAgeMs: number;
   /** Undefined: auto-detect at connect time. */
   readonly lxdSocket?: string;
   readonly githubApiUrl: string;
@@ -63,6 +65,7 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = Object.freeze({
   "vm-disk": { kind: "size", default: "10GiB" },
   "max-runners": { kind: "count", default: 0, min: 0 },
   "boot-timeout": { kind: "duration", default: "10m" },
+  "max-runner-age": { kind: "duration", default: "0s" },
   "lxd-socket": { kind: "path" },
   "github-api-url": { kind: "url", default: "https://api.github.com" },
   "name-prefix": { kind: "string" },
@@ -129,6 +132,7 @@ export function parseConfig(src: ConfigSources): Config {
     vmDisk: get("vm-disk") as string,
     maxRunners: get("max-runners") as number,
     bootTimeoutMs: get("boot-timeout") as number,
+    maxRunnerAgeMs: get("max-runner-age") as number,
     lxdSocket: get("lxd-socket") as string | undefined,
     githubApiUrl: (get("github-api-url") as string).replace(/\/+$/, ""),
     namePrefix,

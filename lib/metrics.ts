@@ -29,6 +29,7 @@ const INSTANCE_TYPES: readonly InstanceType[] = ["container", "virtual-machine"]
 const REMOVE_CAUSES: readonly RemoveCause[] = [
   "surplus",
   "over-cap",
+  "max-age",
   "boot-timeout",
   "stopped",
   "orphan-registration",

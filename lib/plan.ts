@@ -5,7 +5,14 @@
 import type { Desired, InstanceType, Observed } from "./types.ts";
 import { type Bucket, classify, type RunnerView } from "./classify.ts";
 
-export type RemoveCause = "surplus" | "over-cap" | "boot-timeout" | "stopped" | "orphan-registration" | "flush";
+export type RemoveCause =
+  | "surplus"
+  | "over-cap"
+  | "max-age"
+  | "boot-timeout"
+  | "stopped"
+  | "orphan-registration"
+  | "flush";
 
 export type Action =
   | { kind: "create"; type: InstanceType; reason: string }
@@ -50,6 +57,15 @@ export function plan(observed: Observed, desired: Desired, now: number): Plan {
     if (rule) remove(v, v.bucket as RemoveCause, rule(v));
   }
 
+  // Replaced, not just removed: an aged runner no longer counts toward the target, so the planner spawns anew.
+  if (desired.maxRunnerAgeMs > 0) {
+    for (const v of views) {
+      if (v.bucket === "idle" && v.ageMs > desired.maxRunnerAgeMs) {
+        remove(v, "max-age", `idle for ${seconds(v.ageMs)}s, older than max-runner-age`);
+      }
+    }
+  }
+
   // Oldest first: an old idle runner is the likeliest to be stale, and the order is deterministic.
   const idleOldestFirst = (type?: InstanceType) =>
     views.filter((v) => v.bucket === "idle" && (!type || v.type === type) && !removed.has(v.name))
@@ -62,7 +78,9 @@ export function plan(observed: Observed, desired: Desired, now: number): Plan {
   const need = new Map<InstanceType, number>();
   for (const type of TYPES) {
     const target = type === "container" ? desired.containers : desired.virtualMachines;
-    const ready = views.filter((v) => v.type === type && (v.bucket === "idle" || v.bucket === "booting")).length;
+    const ready = views.filter((v) =>
+      v.type === type && (v.bucket === "idle" || v.bucket === "booting") && !removed.has(v.name)
+    ).length;
     // Idle runners go first, oldest first; then booting ones, youngest first (they have cost the least). A
     // booting runner cannot be running a job; should it take one meanwhile, deregistration meets GitHub's 422.
     const surplus = [...idleOldestFirst(type), ...bootingYoungestFirst(type)].slice(0, Math.max(0, ready - target));

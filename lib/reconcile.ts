@@ -63,6 +63,7 @@ export function desiredOf(config: Config): Desired {
     virtualMachines: config.virtualMachines,
     maxRunners: config.maxRunners,
     bootTimeoutMs: config.bootTimeoutMs,
+    maxRunnerAgeMs: config.maxRunnerAgeMs,
   };
 }
 

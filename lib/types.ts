@@ -43,4 +43,6 @@ export interface Desired {
   maxRunners: number;
   /** An instance whose runner is not online this long after creation has failed. */
   bootTimeoutMs: number;
+  /** 0 = no limit. Idle runners older than this are replaced (stale disks, old patches); busy ones finish first. */
+  maxRunnerAgeMs: number;
 }

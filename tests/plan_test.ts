@@ -13,6 +13,7 @@ const desired = (over: Partial<Desired> = {}): Desired => ({
   virtualMachines: 0,
   maxRunners: 0,
   bootTimeoutMs: 10 * MIN,
+  maxRunnerAgeMs: 0,
   ...over,
 });
 
@@ -91,6 +92,12 @@ const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expe
     ),
     desired: { containers: 1 },
     expect: [`remove ${n("a")} (surplus)`, `remove ${n("c")} (surplus)`],
+  },
+  {
+    name: "max-runner-age replaces idle runners older than it; busy ones finish their job",
+    observed: obs(r("a", { ageMin: 61 }), r("b", { ageMin: 5 }), r("c", { busy: true, ageMin: 300 })),
+    desired: { maxRunnerAgeMs: 60 * MIN },
+    expect: [`remove ${n("a")} (max-age)`, "create container"],
   },
   {
     name: "target 0 removes every idle runner and keeps the busy one",
