@@ -33,6 +33,13 @@ export interface Invocation {
 /** Keys that must not travel on a command line: any user can read another process's arguments. */
 const SECRET_FLAGS = new Set(["token", "webhook-secret"]);
 
+/** Flags that only some commands take: given to another command, they are a mistake, not a no-op. */
+const COMMAND_FLAGS: Record<string, string[]> = {
+  json: ["check", "reconcile", "flush"],
+  busy: ["flush"],
+  from: ["update-runner-bin"],
+};
+
 export function parseCommandLine(argv: string[]): Invocation {
   const keyOptions = Object.fromEntries(
     Object.keys(CONFIG_KEYS).filter((k) => !SECRET_FLAGS.has(k)).map((k) => [k, { type: "string" as const }]),
@@ -61,13 +68,21 @@ export function parseCommandLine(argv: string[]): Invocation {
     );
   }
   const { values, positionals } = parsed;
-  if (values.token !== undefined) {
-    throw new UsageError(
-      "Refusing --token: command-line arguments are visible to every user of the host; use token-file or GITHUB_TOKEN",
-    );
+  for (const key of SECRET_FLAGS) {
+    if ((values as Record<string, unknown>)[key] !== undefined) {
+      const instead = key === "token" ? "token-file or GITHUB_TOKEN" : `${key}-file`;
+      throw new UsageError(
+        `Refusing --${key}: command-line arguments are visible to every user of the host; use ${instead}`,
+      );
+    }
   }
   const [command = "help", topic, ...extra] = positionals;
   if (!(command in COMMANDS)) throw new UsageError(`Unknown command "${command}". See "github-runner help"`);
+  for (const [flag, commands] of Object.entries(COMMAND_FLAGS)) {
+    if ((values as Record<string, unknown>)[flag] !== undefined && !commands.includes(command)) {
+      throw new UsageError(`--${flag} does not apply to "${command}" (only to ${commands.join(", ")})`);
+    }
+  }
   if (extra.length > 0 || (topic !== undefined && command !== "help")) {
     throw new UsageError(`Unexpected argument "${command === "help" ? extra[0] : topic}" for "${command}"`);
   }
@@ -112,8 +127,9 @@ const OPTIONS = `Options:
   --log-level LEVEL    trace, debug, info (default), warning, error
   -h, --help           this help
   --KEY VALUE          any config key, overriding the file: ${
-  Object.keys(CONFIG_KEYS).filter((k) => k !== "token").join(", ")
+  Object.keys(CONFIG_KEYS).filter((k) => !SECRET_FLAGS.has(k)).join(", ")
 }
 
-The token comes from token or token-file in the config file, or from GITHUB_TOKEN; never from a flag.
+The token comes from token or token-file in the config file, or from GITHUB_TOKEN; never from a flag
+(nor does the webhook secret).
 Exit codes: 0 success; 1 the pass ran but an action failed; 2 bad usage or bad config.`;

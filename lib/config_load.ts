@@ -42,6 +42,8 @@ function readSecretFile(key: string, path: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (e) {
-    throw new ConfigError(key, `cannot read "${path}": ${(e as { code?: string }).code ?? (e as Error).message}`);
+    // A value without a "/" may be a secret pasted where its file's path belongs: do not echo it.
+    const shown = path.includes("/") ? `"${path}"` : "the file it names";
+    throw new ConfigError(key, `cannot read ${shown}: ${(e as { code?: string }).code ?? (e as Error).message}`);
   }
 }

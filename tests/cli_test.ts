@@ -38,6 +38,9 @@ const usageErrors: [string, string[], RegExp][] = [
   ["unknown flag (typo)", ["reconcile", "--contianers", "2"], /contianers/],
   ["token on the command line", ["reconcile", "--token", "ghp_abc123"], /Refusing --token/],
   ["stray argument", ["check", "extra"], /Unexpected argument "extra"/],
+  ["webhook secret on the command line", ["run", "--webhook-secret", "ghp_abc123"], /Refusing --webhook-secret/],
+  ["--busy on reconcile", ["reconcile", "--busy"], /--busy does not apply to "reconcile"/],
+  ["--from on check", ["check", "--from", "x.tar.gz"], /--from does not apply to "check"/],
   ["bad log level", ["check", "--log-level", "loud", "--path", "acme"], /log-level/],
 ];
 for (const [what, argv, message] of usageErrors) {
@@ -83,6 +86,14 @@ Deno.test("cli: a missing config file and a missing token-file are config errors
   const r = await run(["check", "-c", path]);
   assert.equal(r.code, 2);
   assert.match(r.err, /"token-file": cannot read/);
+});
+
+Deno.test("cli: a token pasted where the token-file path belongs is not echoed", async () => {
+  const path = await configFile('path = "acme"\ntoken-file = "ghp_pastedsecret"\n');
+  const r = await run(["check", "-c", path]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /"token-file": cannot read the file it names: ENOENT/);
+  assert.ok(!r.err.includes("ghp_pastedsecret"));
 });
 
 Deno.test("cli: flags override the file and are validated like it", async () => {
