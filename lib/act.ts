@@ -24,7 +24,7 @@ export interface ActionResult {
 }
 
 export interface ActDeps extends SpawnDeps {
-  github: Pick<GithubClient, "generateJitConfig" | "deleteRunner">;
+  github: Pick<GithubClient, "generateJitConfig" | "deleteRunner" | "findRunner">;
   lxd: Pick<LxdClient, "createInstance" | "deleteInstance" | "exec" | "pushFile">;
   /** The spawn spec for a create, with a fresh name. */
   specFor: (action: Extract<Action, { kind: "create" }>) => SpawnSpec;
@@ -55,9 +55,17 @@ async function removeOne(
     if (a.runnerId !== undefined) await deps.github.deleteRunner(a.runnerId, signal);
     return { outcome: "done" };
   }
-  if (a.runnerId !== undefined) {
+  // The list said nothing of a registration for this instance. Lists can miss a runner (pages shift while they
+  // are read), so ask GitHub by name before deleting: an instance is never deleted under a busy runner.
+  let runnerId = a.runnerId;
+  if (runnerId === undefined && a.instance) {
+    const found = await deps.github.findRunner(a.name, signal);
+    if (found?.busy) return { outcome: "kept-busy" };
+    runnerId = found?.id;
+  }
+  if (runnerId !== undefined) {
     // Deregister FIRST: GitHub's busy flag lags a job's start by up to a minute; its 422 is the only safe answer.
-    const result = await deps.github.deleteRunner(a.runnerId, signal);
+    const result = await deps.github.deleteRunner(runnerId, signal);
     if (result === "busy") return { outcome: "kept-busy" };
   }
   if (a.instance) await deps.lxd.deleteInstance(a.name, { signal });

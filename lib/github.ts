@@ -35,6 +35,24 @@ export interface ResponseInfo {
   rateLimitReset?: number;
 }
 
+interface ApiRunner {
+  id: number;
+  name: string;
+  status: string;
+  busy: boolean;
+  labels: { name: string }[];
+}
+
+function toRunner(r: ApiRunner): GithubRunner {
+  return {
+    id: r.id,
+    name: r.name,
+    status: r.status === "online" ? "online" : "offline",
+    busy: r.busy,
+    labels: r.labels.map((l) => l.name),
+  };
+}
+
 export interface RunnerDownload {
   os: string;
   architecture: string;
@@ -103,25 +121,49 @@ export class GithubClient {
     });
   }
 
-  /** All runners of the scope, every page (per_page=100), each page a conditional request. */
+  /**
+   * All runners of the scope, every page (per_page=100), each page a conditional request. Pages are not a
+   * snapshot: a runner deleted between two page reads shifts the next page and one runner would go unseen, so
+   * the walk must yield unique ids and exactly the total_count every page reported; otherwise it is read again
+   * once, then the pass fails rather than plan on a list that may miss a busy runner.
+   */
   async listRunners(signal?: AbortSignal): Promise<GithubRunner[]> {
+    const first = await this.#walkRunners(signal);
+    if (first.consistent) return first.runners;
+    const second = await this.#walkRunners(signal);
+    if (second.consistent) return second.runners;
+    throw new GithubError(
+      0,
+      `GET ${this.#base}/actions/runners`,
+      "server",
+      `the runner list changed while it was read (${second.runners.length} runners read, GitHub counts ${second.total}); the next pass reads it again`,
+    );
+  }
+
+  async #walkRunners(signal?: AbortSignal): Promise<{ runners: GithubRunner[]; total: number; consistent: boolean }> {
     const all: GithubRunner[] = [];
+    const totals = new Set<number>();
     for (let page = 1;; page++) {
       const data = await this.#conditionalGet(`GET ${this.#base}/actions/runners`, { per_page: 100, page }, signal) as {
         total_count: number;
-        runners: { id: number; name: string; status: string; busy: boolean; labels: { name: string }[] }[];
+        runners: ApiRunner[];
       };
-      for (const r of data.runners) {
-        all.push({
-          id: r.id,
-          name: r.name,
-          status: r.status === "online" ? "online" : "offline",
-          busy: r.busy,
-          labels: r.labels.map((l) => l.name),
-        });
+      totals.add(data.total_count);
+      all.push(...data.runners.map(toRunner));
+      if (data.runners.length < 100 || all.length >= data.total_count) {
+        const total = data.total_count;
+        const consistent = totals.size === 1 && all.length === total && new Set(all.map((r) => r.id)).size === total;
+        return { runners: all, total, consistent };
       }
-      if (data.runners.length < 100 || all.length >= data.total_count) return all;
     }
+  }
+
+  /** One runner by name (GitHub's `name` filter), or undefined. Not conditional: used only before a removal. */
+  async findRunner(name: string, signal?: AbortSignal): Promise<GithubRunner | undefined> {
+    const data = await this.#call(`GET ${this.#base}/actions/runners`, { name, per_page: 100 }, signal) as {
+      runners: ApiRunner[];
+    };
+    return data.runners.map(toRunner).find((r) => r.name === name);
   }
 
   /**
