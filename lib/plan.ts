@@ -57,12 +57,16 @@ export function plan(observed: Observed, desired: Desired, now: number): Plan {
     if (rule) remove(v, v.bucket as RemoveCause, rule(v));
   }
 
-  // Replaced, not just removed: an aged runner no longer counts toward the target, so the planner spawns anew.
+  // Rotation by age: one aged idle runner per type and pass, so warm runners never all vanish at once. It still
+  // counts toward the cap until it is gone (a 422 keeps it), and its replacement comes from the target rule.
+  const aged = new Set<string>();
   if (desired.maxRunnerAgeMs > 0) {
-    for (const v of views) {
-      if (v.bucket === "idle" && v.ageMs > desired.maxRunnerAgeMs) {
-        remove(v, "max-age", `idle for ${seconds(v.ageMs)}s, older than max-runner-age`);
-      }
+    for (const type of TYPES) {
+      const oldest = views.filter((v) => v.type === type && v.bucket === "idle" && v.ageMs > desired.maxRunnerAgeMs)
+        .sort((a, b) => b.ageMs - a.ageMs)[0];
+      if (!oldest) continue;
+      aged.add(oldest.name);
+      remove(oldest, "max-age", `instance is ${seconds(oldest.ageMs)}s old, older than max-runner-age`);
     }
   }
 
@@ -89,7 +93,9 @@ export function plan(observed: Observed, desired: Desired, now: number): Plan {
   }
 
   // The cap counts every runner holding host resources: idle, busy and booting.
-  const live = views.filter((v) => ["idle", "busy", "booting"].includes(v.bucket) && !removed.has(v.name)).length;
+  const live =
+    views.filter((v) => ["idle", "busy", "booting"].includes(v.bucket) && (!removed.has(v.name) || aged.has(v.name)))
+      .length;
   let room = desired.maxRunners > 0 ? desired.maxRunners - live : Infinity;
   if (room < 0) {
     for (const v of idleOldestFirst().slice(0, -room)) {
@@ -119,7 +125,10 @@ export function plan(observed: Observed, desired: Desired, now: number): Plan {
  */
 export function planFlush(observed: Observed, desired: Desired, now: number, opts: { busy: boolean }): Plan {
   const { views, actions } = plan(observed, { ...desired, containers: 0, virtualMachines: 0, maxRunners: 0 }, now);
-  const flushed: Action[] = actions.filter((a) => a.kind === "remove" && a.cause !== "surplus");
+  // Cleanup of broken runners as in any pass; the flush itself takes every idle one, aged or not.
+  const flushed: Action[] = actions.filter((a) =>
+    a.kind === "remove" && a.cause !== "surplus" && a.cause !== "max-age"
+  );
   for (const v of views) {
     const take = v.bucket === "idle" || v.bucket === "booting" || (opts.busy && v.bucket === "busy");
     if (!take) continue;

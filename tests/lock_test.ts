@@ -25,3 +25,19 @@ Deno.test("lock: a lock of a dead process, or of a reused pid, is taken over", a
   await writeFile(reused, `${process.pid} 1\n`);
   assert.equal(await withLock(reused, () => Promise.resolve("ok")), "ok");
 });
+
+Deno.test("lock: of many takers of one stale lock, exactly one wins", async () => {
+  const path = join(await mkdtemp(join(tmpdir(), "lock-")), "reconcile.lock");
+  await writeFile(path, "999999999 12345\n");
+  let inside = 0, most = 0;
+  const results = await Promise.allSettled(Array.from({ length: 8 }, () =>
+    withLock(path, async () => {
+      inside++;
+      most = Math.max(most, inside);
+      await new Promise((r) => setTimeout(r, 20));
+      inside--;
+    })));
+  assert.equal(most, 1, "two holders at once");
+  assert.ok(results.some((r) => r.status === "fulfilled"));
+  for (const r of results) if (r.status === "rejected") assert.ok(r.reason instanceof LockedError);
+});

@@ -100,6 +100,12 @@ const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expe
     expect: [`remove ${n("a")} (max-age)`, "create container"],
   },
   {
+    name: "max-runner-age rotates one runner per type and pass, within the cap",
+    observed: obs(r("a", { ageMin: 61 }), r("b", { ageMin: 90 })),
+    desired: { maxRunnerAgeMs: 60 * MIN, maxRunners: 2 },
+    expect: [`remove ${n("b")} (max-age)`],
+  },
+  {
     name: "target 0 removes every idle runner and keeps the busy one",
     observed: obs(r("a", {}), r("b", { busy: true })),
     desired: { containers: 0 },
@@ -217,6 +223,13 @@ Deno.test("plan: time is a parameter; the same observation later times out", () 
     show(plan(o, desired(), NOW + 6 * MIN).actions),
     [`remove ${n("a")} (boot-timeout)`, "create container"].sort(),
   );
+});
+
+Deno.test("planFlush: an aged runner is flushed once, not twice", () => {
+  const o = obs(r("a", { ageMin: 120 }));
+  assert.deepEqual(show(planFlush(o, desired({ maxRunnerAgeMs: 60 * MIN }), NOW, { busy: false }).actions), [
+    `remove ${n("a")} (flush)`,
+  ]);
 });
 
 Deno.test("planFlush: idle and booting go, busy only with --busy, other prefixes never", () => {

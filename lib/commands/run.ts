@@ -96,11 +96,18 @@ export async function runCommand(initial: Config, io: Io, opts: RunOptions): Pro
   const offHangup = io.onHangup?.(() => {
     try {
       const next = opts.reload();
+      if (next.namePrefix !== config.namePrefix) {
+        // The old prefix's runners would be abandoned: nothing would ever clean them up.
+        throw new Error(
+          `name-prefix cannot change while running ("${config.namePrefix}" -> "${next.namePrefix}"); restart instead`,
+        );
+      }
       if (next.listen !== config.listen || next.webhookSecret !== config.webhookSecret) {
         log.warning("listen and webhook-secret changes take effect at the next restart");
       }
+      const nextDeps = build(next); // may throw (e.g. no LXD socket): then nothing changed
       config = next;
-      deps = build(config);
+      deps = nextDeps;
       daemon.setTiming(timing(config));
       daemon.trigger("config reloaded");
       log.info("Configuration reloaded");
