@@ -75,6 +75,9 @@ export class Daemon {
   readonly #stop = new AbortController();
   #lastPassEnd: number | undefined;
   #lastReport: PassReport | undefined;
+  /** Passes in a row that failed: the watch backs off exponentially, so a persistent failure is not retried
+   * every few seconds (the timer and webhooks still run passes). */
+  #failures = 0;
   #started: number;
 
   constructor(deps: DaemonDeps, timing: DaemonTiming) {
@@ -85,8 +88,10 @@ export class Daemon {
       try {
         const report = await deps.pass(reason);
         this.#lastReport = report;
+        this.#failures = report.ok ? 0 : this.#failures + 1;
         await deps.onPass?.(report, reason);
       } catch (e) {
+        this.#failures++;
         deps.onError?.("pass", e);
       } finally {
         this.#lastPassEnd = deps.clock();
@@ -106,7 +111,7 @@ export class Daemon {
     const watcher = (async () => {
       while (!signal.aborted) {
         await this.#deps.sleep(this.#timing.watchIntervalMs, signal);
-        if (signal.aborted || this.#flight.busy) continue;
+        if (signal.aborted || this.#flight.busy || this.#deps.clock() < this.backoffUntil()) continue;
         try {
           if (await this.#deps.watch()) void this.#flight.trigger("watch");
         } catch (e) {
@@ -116,6 +121,16 @@ export class Daemon {
     })();
     await Promise.all([timer, watcher]);
     await this.#flight.idle(); // the pass in flight finishes (it has its own deadline)
+  }
+
+  /** Until when the watch may not start a pass: watch-interval doubled per failed pass, at most check-interval. */
+  backoffUntil(): number {
+    if (this.#failures === 0 || this.#lastPassEnd === undefined) return 0;
+    const delay = Math.min(
+      this.#timing.checkIntervalMs,
+      this.#timing.watchIntervalMs * 2 ** Math.min(this.#failures, 20),
+    );
+    return this.#lastPassEnd + delay;
   }
 
   /** A webhook (or anything else) asks for a pass soon. Coalesces with passes running or due. */
@@ -142,7 +157,7 @@ export class Daemon {
       ready,
       detail: {
         passes: this.#flight.passes,
-        lastPassEnd: this.#lastPassEnd ? new Date(this.#lastPassEnd).toISOString() : null,
+        lastPassEnd: this.#lastPassEnd !== undefined ? new Date(this.#lastPassEnd).toISOString() : null,
         lastPassOk: this.#lastReport?.ok ?? null,
         lastError: this.#lastReport?.error ?? null,
       },

@@ -106,3 +106,30 @@ Deno.test("daemon: health is alive within a few intervals of the last pass, read
   daemon.stop();
   await running;
 });
+
+Deno.test("daemon: after failed passes the watch backs off exponentially, up to check-interval", async () => {
+  let now = 0;
+  let ok = false;
+  const daemon = new Daemon({
+    pass: () => Promise.resolve(report(ok ? undefined : "LXD refused")),
+    watch: () => Promise.resolve(true),
+    clock: () => now,
+    sleep: (_ms, signal) => new Promise((r) => (signal.aborted ? r() : signal.addEventListener("abort", () => r()))),
+  }, { checkIntervalMs: 60_000, watchIntervalMs: 5_000 });
+  const running = daemon.run(); // the first pass fails
+  while (daemon.health(now).detail.lastPassEnd === null) await new Promise((r) => setTimeout(r, 1));
+  assert.equal(daemon.backoffUntil(), 10_000, "one failure: twice the watch interval");
+  daemon.trigger("webhook"); // webhooks are not held back; this one fails too
+  while (daemon.health(now).detail.passes !== 2) await new Promise((r) => setTimeout(r, 1));
+  await new Promise((r) => setTimeout(r, 1));
+  assert.equal(daemon.backoffUntil(), 20_000, "two failures: four times");
+  for (let i = 0; i < 5; i++) daemon.trigger("webhook");
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(daemon.backoffUntil(), 60_000, "capped at check-interval");
+  ok = true;
+  daemon.trigger("webhook");
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(daemon.backoffUntil(), 0, "a clean pass ends the back-off");
+  daemon.stop();
+  await running;
+});
