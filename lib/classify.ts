@@ -40,6 +40,11 @@ export function classify(observed: Observed, prefix: string, bootTimeoutMs: numb
   const instances = new Map<string, Instance>();
   for (const i of observed.instances) if (isOwnedInstance(prefix, i)) instances.set(i.name, i);
 
+  // A hint only ever makes a runner busy, never idle: the safe direction.
+  for (const name of observed.busyHints ?? []) {
+    const r = runners.get(name);
+    if (r && !r.busy) runners.set(name, { ...r, busy: true });
+  }
   const names = new Set([...runners.keys(), ...instances.keys()]);
   return [...names].sort().map((name) => {
     const runner = runners.get(name);

@@ -14,6 +14,8 @@ export interface DaemonDeps {
   onPass?: (report: PassReport, reason: string) => void | Promise<void>;
   onError?: (what: string, error: unknown) => void;
   clock: () => number;
+  /** Overrides watch-interval for the next watch (e.g. shorter while runners are booting). */
+  watchDelayMs?: (watchIntervalMs: number) => number;
   /** Resolves after `ms`, or early when `signal` aborts. */
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
 }
@@ -110,7 +112,8 @@ export class Daemon {
     })();
     const watcher = (async () => {
       while (!signal.aborted) {
-        await this.#deps.sleep(this.#timing.watchIntervalMs, signal);
+        const interval = this.#timing.watchIntervalMs;
+        await this.#deps.sleep(this.#deps.watchDelayMs?.(interval) ?? interval, signal);
         if (signal.aborted || this.#flight.busy || this.#deps.clock() < this.backoffUntil()) continue;
         try {
           if (await this.#deps.watch()) void this.#flight.trigger("watch");

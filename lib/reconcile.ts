@@ -30,6 +30,8 @@ export interface PassOptions {
   signal?: AbortSignal;
   /** Spawns and removals in flight at once. Default 4. */
   concurrency?: number;
+  /** Runner names webhooks reported busy (see Observed.busyHints). */
+  busyHints?: readonly string[];
 }
 
 export interface PassReport {
@@ -93,12 +95,12 @@ export async function runPass(deps: PassDeps, config: Config, opts: PassOptions 
   };
   const runnerApp = once(() => resolveRunnerApp(deps, config, signal));
   try {
-    let observed = await observe(deps, signal);
+    let observed: Observed = { ...await observe(deps, signal), busyHints: opts.busyHints };
     if (opts.flush) {
       const flush = planFlush(observed, desired, deps.clock(), opts.flush);
       fillBefore(report, flush.views);
       report.results.push(...await execute(deps, config, flush.actions, runnerApp, opts, signal));
-      observed = await observe(deps, signal);
+      observed = { ...await observe(deps, signal), busyHints: opts.busyHints };
     }
     const p = plan(observed, desired, deps.clock());
     if (!opts.flush) fillBefore(report, p.views);

@@ -29,6 +29,11 @@ export class SpawnLatency {
     return online;
   }
 
+  /** True while a runner is being tracked: the service then watches more often, for an exact measurement. */
+  get tracking(): boolean {
+    return this.#booting.size > 0;
+  }
+
   /** Runners this process created: measured even when no observation caught them booting. */
   created(name: string): void {
     this.#booting.add(name);

@@ -32,6 +32,11 @@ export interface Instance {
 export interface Observed {
   runners: GithubRunner[];
   instances: Instance[];
+  /**
+   * Runners a verified `workflow_job` webhook said took a job, which GitHub's list may not show as busy yet (its
+   * busy flag lags by up to a minute). They count as busy: never removed, not idle, so they are replaced at once.
+   */
+  busyHints?: readonly string[];
 }
 
 /** What the operator asked for; derived from Config by the reconciler. */

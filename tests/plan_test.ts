@@ -106,6 +106,18 @@ const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expe
     expect: [`remove ${n("b")} (max-age)`],
   },
   {
+    name: "a webhook's busy hint beats GitHub's lagging idle flag: replaced at once, never removed",
+    observed: { ...obs(r("a", { ageMin: 30 }), r("b", {})), busyHints: [`${P}-${n("a")}`] },
+    desired: { containers: 2 },
+    expect: ["create container"],
+  },
+  {
+    name: "a busy hint protects from surplus removal too",
+    observed: { ...obs(r("a", { ageMin: 30 })), busyHints: [`${P}-${n("a")}`] },
+    desired: { containers: 0 },
+    expect: [],
+  },
+  {
     name: "target 0 removes every idle runner and keeps the busy one",
     observed: obs(r("a", {}), r("b", { busy: true })),
     desired: { containers: 0 },

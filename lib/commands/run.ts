@@ -21,6 +21,9 @@ import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import type { Io } from "./io.ts";
 
+/** GitHub's busy flag lags a job's start by up to a minute; a webhook's word is trusted for twice that. */
+const BUSY_HINT_MS = 2 * 60_000;
+
 export interface RunOptions {
   /** Reads the configuration again from its sources (SIGHUP). */
   reload: () => Config;
@@ -30,6 +33,13 @@ export async function runCommand(initial: Config, io: Io, opts: RunOptions): Pro
   const log = logger("run");
   const metrics = new Metrics({ version: VERSION });
   const latency = new SpawnLatency();
+  /** Runners webhooks said took a job, until when to believe it over GitHub's lagging busy flag. */
+  const busyHints = new Map<string, number>();
+  const currentHints = () => {
+    const now = Date.now();
+    for (const [name, until] of busyHints) if (until < now) busyHints.delete(name);
+    return [...busyHints.keys()];
+  };
   let config = initial;
   const build = (c: Config): PassDeps =>
     makeDeps(c, {
@@ -41,10 +51,10 @@ export async function runCommand(initial: Config, io: Io, opts: RunOptions): Pro
   const daemon = new Daemon({
     pass: (reason) => {
       log.debug("Pass starting: {reason}", { reason });
-      return withLock(lockPath(config), () => runPass(deps, config));
+      return withLock(lockPath(config), () => runPass(deps, config, { busyHints: currentHints() }));
     },
     watch: async () => {
-      const observed = await observe(deps, AbortSignal.timeout(60_000));
+      const observed = { ...await observe(deps, AbortSignal.timeout(60_000)), busyHints: currentHints() };
       const p = plan(observed, desiredOf(config), deps.clock());
       for (const o of latency.update(p.views)) metrics.observeSpawnOnline(o.seconds, o.type);
       return p.actions.length > 0;
@@ -63,6 +73,9 @@ export async function runCommand(initial: Config, io: Io, opts: RunOptions): Pro
     onError: (what, error) =>
       log.error("The {what} failed: {error}", { what, error: (error as Error)?.message ?? String(error) }),
     clock: () => deps.clock(),
+    // While runners boot, look every second: conditional reads cost nothing, and spawn_online_seconds is then
+    // measured to the second instead of to the next trigger.
+    watchDelayMs: (interval) => latency.tracking ? Math.min(interval, 1_000) : interval,
     sleep,
   }, timing(config));
 
@@ -79,6 +92,9 @@ export async function runCommand(initial: Config, io: Io, opts: RunOptions): Pro
           const wait = jobWaitSeconds(e);
           if (wait !== undefined && e.runnerName && isOwnedName(config.namePrefix, e.runnerName)) {
             metrics.observeJobWait(wait);
+          }
+          if (e.action === "in_progress" && e.runnerName && isOwnedName(config.namePrefix, e.runnerName)) {
+            busyHints.set(e.runnerName, Date.now() + BUSY_HINT_MS);
           }
           daemon.trigger(`webhook workflow_job ${e.action}`);
         },

@@ -178,3 +178,22 @@ Deno.test("service: a webhook alone triggers the replacement; forged ones change
     assert.equal(await svc.stop(), 0);
   }
 });
+
+Deno.test("service: an in_progress webhook is believed before GitHub's lagging busy flag", async () => {
+  const svc = await startService({ containers: 1, "check-interval": LONG, "watch-interval": LONG }, SECRET);
+  const { bed } = svc;
+  try {
+    await bed.fake.waitFor(() => idleRunners(bed).length === 1, { timeoutMs: 60_000, what: "1 idle" });
+    const [hinted] = idleRunners(bed);
+    // GitHub still lists the runner as idle (no job reached it yet), but the webhook says it took one.
+    assert.equal((await signedDelivery(svc.url, job("in_progress", hinted), SECRET)).status, 202);
+    await bed.fake.waitFor(() => idleRunners(bed).some((n) => n !== hinted), {
+      timeoutMs: 60_000,
+      what: "a replacement",
+    });
+    assert.ok((await bed.instances()).has(hinted), "the hinted runner is not removed as surplus");
+    assert.deepEqual(bed.fake.violations, []);
+  } finally {
+    assert.equal(await svc.stop(), 0);
+  }
+});
