@@ -95,7 +95,8 @@ export interface ConfigSources {
   hostname: string;
 }
 
-const NAME = /^[A-Za-z0-9_.-]+$/;
+const NAME = /^(?!\.\.?$)[A-Za-z0-9_.-]+$/;
+const DAY_MS = 86_400_000;
 /** host:port, host being a name, an IPv4 address or a bracketed IPv6 address; port 1-65535 checked where used. */
 const LISTEN = /^([A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):([1-9]\d{0,4})$/;
 
@@ -141,9 +142,15 @@ export function parseConfig(src: ConfigSources): Config {
     listen: get("listen") as string,
     stateDir: get("state-dir") as string,
   };
-  if (config.watchIntervalMs < 1_000) throw new ConfigError("watch-interval", "must be at least 1s");
-  if (config.checkIntervalMs < 1_000) throw new ConfigError("check-interval", "must be at least 1s");
-  if (config.bootTimeoutMs < 1_000) throw new ConfigError("boot-timeout", "must be at least 1s");
+  // Timers beyond a day are surely a typo, and past 24.8 days setTimeout would fire at once.
+  for (
+    const [key, ms] of [["watch-interval", config.watchIntervalMs], ["check-interval", config.checkIntervalMs], [
+      "boot-timeout",
+      config.bootTimeoutMs,
+    ]] as const
+  ) {
+    if (ms < 1_000 || ms > DAY_MS) throw new ConfigError(key, "must be between 1s and 24h");
+  }
   if (scope.kind === "repo" && config.group !== "default") {
     throw new ConfigError("group", `runner groups exist only for organisations, and path "${path}" is a repository`);
   }

@@ -87,6 +87,7 @@ export class Daemon {
     this.#timing = timing;
     this.#started = deps.clock();
     this.#flight = new SingleFlight(async (reason) => {
+      if (this.#stop.signal.aborted) return; // a follow-up queued before stop() is not started after it
       try {
         const report = await deps.pass(reason);
         this.#lastReport = report;

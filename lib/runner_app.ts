@@ -51,7 +51,7 @@ export async function ensureRunnerApp(
   if (have && (!want.sha256_checksum || have === want.sha256_checksum)) return { path, filename, sha256: have };
 
   await mkdir(opts.cacheDir, { recursive: true, mode: 0o755 });
-  const tmp = `${path}.partial`;
+  const tmp = `${path}.partial.${process.pid}`; // per process: `update-runner-bin` may run beside a pass
   const timeout = AbortSignal.timeout(opts.downloadTimeoutMs ?? 30 * 60_000);
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
   try {
@@ -97,10 +97,10 @@ export async function importRunnerApp(file: string, cacheDir: string): Promise<R
   const hash = createHash("sha256");
   await pipeline(
     createReadStream(file).on("data", (c) => hash.update(c)),
-    createWriteStream(`${path}.partial`, { mode: 0o644 }),
+    createWriteStream(`${path}.partial.${process.pid}`, { mode: 0o644 }),
   );
   const sha256 = hash.digest("hex");
-  await rename(`${path}.partial`, path);
+  await rename(`${path}.partial.${process.pid}`, path);
   await writeFile(`${path}.sha256`, `${sha256}\n`);
   return { path, filename, sha256 };
 }

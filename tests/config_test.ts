@@ -54,6 +54,8 @@ const bad: [string, Record<string, unknown>, string][] = [
   ["fractional count", { path: "acme", "max-runners": 1.5 }, "max-runners"],
   ["bad duration", { path: "acme", "check-interval": "soon" }, "check-interval"],
   ["zero boot timeout", { path: "acme", "boot-timeout": "0s" }, "boot-timeout"],
+  ["a check interval of a month", { path: "acme", "check-interval": "30d" }, "check-interval"],
+  ["a path of dots", { path: "../x" }, "path"],
   ["bad size", { path: "acme", "vm-memory": "7 gigs" }, "vm-memory"],
   ["bad label", { path: "acme", labels: ["a b"] }, "labels"],
   ["bad url", { path: "acme", "github-api-url": "api.github.com" }, "github-api-url"],
