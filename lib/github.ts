@@ -77,6 +77,17 @@ export class GithubClient {
   readonly #scope: Scope;
   /** Conditional-request cache for the runner list: url -> last ETag and body. A 304 costs no rate limit. */
   readonly #etags = new Map<string, { etag: string; data: unknown }>();
+
+  /** The conditional-request cache, to keep across processes (a one-shot `reconcile` then also gets 304s). */
+  exportEtags(): Record<string, { etag: string; data: unknown }> {
+    return Object.fromEntries(this.#etags);
+  }
+
+  importEtags(saved: Record<string, { etag: string; data: unknown }>): void {
+    for (const [key, value] of Object.entries(saved)) {
+      if (typeof value?.etag === "string" && value.data !== undefined) this.#etags.set(key, value);
+    }
+  }
   #groupIds = new Map<string, number>();
 
   constructor(opts: GithubClientOptions) {

@@ -2,6 +2,7 @@
 import type { Config } from "../config.ts";
 import { lockPath, makeDeps } from "../deps.ts";
 import { withLock } from "../lock.ts";
+import { loadEtags, saveEtags } from "../etag_cache.ts";
 import { runPass } from "../reconcile.ts";
 import { formatPassReport } from "../report_format.ts";
 import type { Io } from "./io.ts";
@@ -12,7 +13,12 @@ export async function reconcileCommand(
   opts: { json: boolean; flush?: { busy: boolean } },
 ): Promise<number> {
   const deps = makeDeps(config);
-  const report = await withLock(lockPath(config), () => runPass(deps, config, { flush: opts.flush, signal: io.stop }));
+  const report = await withLock(lockPath(config), async () => {
+    await loadEtags(deps.github, config.cacheDir);
+    const report = await runPass(deps, config, { flush: opts.flush, signal: io.stop });
+    await saveEtags(deps.github, config.cacheDir);
+    return report;
+  });
   io.out(opts.json ? JSON.stringify(report) + "\n" : formatPassReport(report) + "\n");
   return report.ok ? 0 : 1;
 }

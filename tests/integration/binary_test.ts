@@ -58,6 +58,15 @@ Deno.test("binary: reconcile, check and flush against real LXD and a GitHub-comp
     assert.equal(seen.counts.idle, 2);
     assert.deepEqual(seen.runners.map((r: { name: string }) => r.name).sort(), idleRunners(bed).sort());
 
+    // One-shot processes keep the ETag in cache-dir: a steady-state reconcile reads the list with a free 304.
+    await bin("reconcile", "-c", configPath, "--containers", "2"); // settles the list after the spawns
+    const counted = bed.fake.counted;
+    const steady = await bin("reconcile", "--json", "-c", configPath, "--containers", "2");
+    assert.equal(steady.status, 0, steady.stderr);
+    assert.deepEqual(JSON.parse(steady.stdout).results, []);
+    assert.equal(bed.fake.counted, counted, "a steady-state one-shot reconcile cost a counted request");
+    assert.equal(bed.fake.requests.at(-1)?.status, 304);
+
     // Back to the file's target of 1: one surplus runner removed.
     const second = await bin("reconcile", "-c", configPath);
     assert.equal(second.status, 0, second.stderr);
