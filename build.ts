@@ -1,6 +1,6 @@
 /**
  * Builds the single-file executables with `bun build --compile`, offline:
- *   deno task build            -> dist/github-runner-linux-x64 (+ .sha256)
+ *   deno task build            -> dist/github-runner-linux-x64 (+ .sha256) and dist/github-runner.charm
  *   deno task build --arm64    -> also dist/github-runner-linux-arm64, compiled against the bun runtime from the
  *                                 npm package @oven/bun-linux-aarch64 (bun would otherwise try to download it)
  * bun comes from tools/node_modules (npm ci --prefix tools) or PATH.
@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
+import { packCharm } from "./scripts/pack-charm.ts";
 
 const ROOT = new URL(".", import.meta.url).pathname;
 const DIST = join(ROOT, "dist");
@@ -60,6 +61,9 @@ function arm64Runtime(): string {
 if (import.meta.main) {
   mkdirSync(DIST, { recursive: true });
   compile("bun-linux-x64", join(DIST, "github-runner-linux-x64"));
+  // The Juju charm: its logic is the binary above, attached as a resource at deploy time.
+  const charm = packCharm({ outFile: join(DIST, "github-runner.charm") });
+  console.log(`${basename(charm.path)}: ${charm.files.join(", ")}`);
   if (process.argv.includes("--arm64")) {
     compile("bun-linux-arm64", join(DIST, "github-runner-linux-arm64"), arm64Runtime());
   }

@@ -12,6 +12,8 @@ import type { LogLevel } from "@logtape/logtape";
 
 export async function main(argv: string[], io: Io): Promise<number> {
   try {
+    // Hidden: the Juju charm's hooks and actions (charm/dispatch). Juju's environment is their input, not flags.
+    if (argv[0] === "charm") return await (await import("./lib/charm/main.ts")).charmMain(argv.slice(1), io);
     const inv = parseCommandLine(argv);
     if (inv.command === "help" || inv.help) {
       io.out(usage(inv.command === "help" ? inv.topic : inv.command) + "\n");

@@ -1,0 +1,194 @@
+/**
+ * The charm's hooks. Each is idempotent and converges the unit from whatever state it is in: Juju may run a
+ * hook again after an error, and `upgrade-charm` may be the first hook that finds the binary attached.
+ */
+import { GithubClient } from "../github.ts";
+import { GithubError } from "../errors.ts";
+import { cachedRunnerApp, ensureRunnerApp, runnerArch } from "../runner_app.ts";
+import { readState } from "../state_file.ts";
+import { VERSION } from "../version.ts";
+import { detectLxdSocket } from "../lxd.ts";
+import type { Config } from "../config.ts";
+import { ensureImage, ensureLxd, syncRunnerProxy } from "./lxd_host.ts";
+import { readPreviousConfig } from "./options.ts";
+import { removeRunners } from "./runners.ts";
+import {
+  hostRelease,
+  installService,
+  isInstalled,
+  lxdSocketOf,
+  markInstalled,
+  removeUnitFiles,
+  type Unit,
+  unitConfigOrBlock,
+  writeUnitFiles,
+} from "./unit.ts";
+
+export const HOOKS: Record<string, (unit: Unit) => Promise<void>> = {
+  install,
+  "config-changed": configChanged,
+  // A rotated user secret: the token may have changed.
+  "secret-changed": configChanged,
+  start,
+  "update-status": updateStatus,
+  "upgrade-charm": upgradeCharm,
+  stop: removeAll,
+  remove: removeAll,
+};
+
+/** LXD present and initialised, the image there, the service written; then the configuration (config-changed). */
+async function install(unit: Unit): Promise<void> {
+  const { tools, ctx } = unit;
+  await tools.applicationVersionSet(VERSION);
+  const progress = (m: string) => tools.statusSet("maintenance", m);
+  await progress("Checking LXD");
+  const options = await tools.configGet();
+  const socketOption = typeof options["lxd-socket"] === "string" && options["lxd-socket"]
+    ? options["lxd-socket"]
+    : undefined;
+  const deps = { run: unit.run, detectSocket: () => detectLxdSocket(), progress };
+  const socket = await ensureLxd(socketOption, deps);
+  await progress("Checking the runner image");
+  const image = typeof options.image === "string" && options.image ? options.image : "github-runner";
+  const built = await ensureImage(socket, image, { deps, release: await hostRelease(), proxy: ctx.proxy });
+  if (built === "built") await tools.log("INFO", `Built the runner image "${image}"`);
+  await syncRunnerProxy(socket, ctx.proxy);
+  await installService(unit);
+  await markInstalled(unit);
+  await configure(unit);
+}
+
+async function configChanged(unit: Unit): Promise<void> {
+  if (!(await isInstalled(unit))) return await install(unit);
+  await configure(unit);
+}
+
+/**
+ * Validates the options (Blocked with the key and the reason when one is bad: the service keeps its last good
+ * config), clears the runners of an old path or token, writes the config, caches the runner application and
+ * restarts the service.
+ */
+async function configure(unit: Unit): Promise<void> {
+  const { tools, ctx } = unit;
+  const resolved = await unitConfigOrBlock(unit);
+  if (!resolved) return;
+  const { config } = resolved;
+  const old = await readPreviousConfig(ctx.paths.configFile, ctx.prefix);
+  if (old) await leaveOldRegistration(unit, old, config);
+  await writeUnitFiles(unit, resolved);
+  const socket = lxdSocketOf(config);
+  if (socket) await syncRunnerProxy(socket, ctx.proxy);
+  await installService(unit);
+  if (!(await cacheRunnerApp(unit, config))) return;
+  await tools.statusSet("maintenance", "Restarting the service");
+  await unit.service.restart();
+  await tools.statusSet("active", "Service started: the first pass is under way");
+}
+
+/**
+ * A new path (or GitHub server) or token: the runners registered under the old one go first, with the old token
+ * while it still works. A new path removes busy runners too (the new path's service could not see their
+ * registration, and would delete them as failed boots anyway); a new token for the same path keeps them.
+ */
+async function leaveOldRegistration(unit: Unit, old: Config, config: Config): Promise<void> {
+  const pathChanged = old.path !== config.path || old.githubApiUrl !== config.githubApiUrl;
+  const tokenChanged = old.token !== config.token;
+  if (!pathChanged && !tokenChanged) return;
+  const what = pathChanged ? `path "${old.path}"` : "token";
+  await unit.tools.statusSet("maintenance", `Removing the runners of the old ${what}`);
+  await unit.service.stop();
+  const r = await removeRunners(old, { busy: pathChanged, signal: unit.signal });
+  const how = r.lxdOnly ? " (GitHub refused the old credentials: instances deleted on LXD's word)" : "";
+  const failed = r.failed.length ? `; ${r.failed.length} failed: ${r.failed[0]}` : "";
+  await unit.tools.log(
+    r.failed.length ? "WARNING" : "INFO",
+    `Old ${what}: removed ${r.removed} runners, kept ${r.kept} busy${how}${failed}`,
+  );
+}
+
+/** Downloads the runner application once, so the first spawns need not. False after setting Blocked. */
+async function cacheRunnerApp(unit: Unit, config: Config): Promise<boolean> {
+  const arch = runnerArch(process.arch);
+  if (await cachedRunnerApp(config.cacheDir, arch)) return true;
+  await unit.tools.statusSet("maintenance", "Downloading the runner application");
+  try {
+    const github = new GithubClient({ token: config.token, apiUrl: config.githubApiUrl, scope: config.scope });
+    const signal = AbortSignal.any([unit.signal, AbortSignal.timeout(30 * 60_000)]);
+    await ensureRunnerApp(await github.runnerDownloads(signal), { cacheDir: config.cacheDir, arch, signal });
+    return true;
+  } catch (e) {
+    const message = (e as Error).message;
+    // Bad credentials need the operator; anything else the service retries on its own at every spawn.
+    if (e instanceof GithubError && (e.kind === "bad-credentials" || e.kind === "forbidden")) {
+      await unit.tools.statusSet("blocked", message);
+      await unit.tools.log("ERROR", message);
+      return false;
+    }
+    await unit.tools.log("WARNING", `The runner application is not cached yet (the service will retry): ${message}`);
+    return true;
+  }
+}
+
+async function start(unit: Unit): Promise<void> {
+  if (!(await isInstalled(unit))) return;
+  if (!(await readPreviousConfig(unit.ctx.paths.configFile, unit.ctx.prefix))) return await configure(unit);
+  await unit.service.start();
+  await updateStatus(unit);
+}
+
+/** From the service's state file and systemd: no GitHub call. */
+async function updateStatus(unit: Unit): Promise<void> {
+  const { tools, ctx } = unit;
+  if (!(await isInstalled(unit))) return await tools.statusSet("waiting", "Waiting for the install hook to succeed");
+  const resolved = await unitConfigOrBlock(unit);
+  if (!resolved) return;
+  const state = await unit.service.state();
+  if (state !== "active") {
+    return await tools.statusSet(
+      "blocked",
+      `Service ${ctx.paths.service} is ${state}: see journalctl -u ${ctx.paths.service}`,
+    );
+  }
+  const summary = await readState(ctx.paths.stateDir);
+  if (!summary || summary.prefix !== ctx.prefix) return await tools.statusSet("active", "Waiting for the first pass");
+  if (summary.error) return await tools.statusSet("blocked", `Last pass failed: ${summary.error}`);
+  const { config } = resolved;
+  if (config.containers + config.virtualMachines === 0) {
+    return await tools.statusSet("active", "No runners wanted: set containers or virtual-machines");
+  }
+  const c = summary.counts;
+  let message = `${c.idle} idle, ${c.busy} busy`;
+  if (c.booting) message += `, ${c.booting} booting`;
+  if (summary.actions.failed) message += `; last pass: ${summary.actions.failed} failed: ${summary.failures[0] ?? ""}`;
+  await tools.statusSet("active", message);
+}
+
+/** A new charm or a new binary: idle runners go (busy ones finish their job), the new binary replaces them. */
+async function upgradeCharm(unit: Unit): Promise<void> {
+  await unit.tools.applicationVersionSet(VERSION);
+  if (!(await isInstalled(unit))) return await install(unit);
+  const old = await readPreviousConfig(unit.ctx.paths.configFile, unit.ctx.prefix);
+  if (old) {
+    await unit.tools.statusSet("maintenance", "Flushing idle runners for the new binary");
+    await unit.service.stop();
+    const r = await removeRunners(old, { busy: false, signal: unit.signal });
+    await unit.tools.log("INFO", `Upgrade: flushed ${r.removed} idle runners, ${r.kept} busy ones finish their job`);
+  }
+  await installService(unit); // the binary's path may have changed
+  await configure(unit);
+}
+
+/** stop and remove: this unit's runners (busy ones too: the unit is going away), then the service and its files. */
+async function removeAll(unit: Unit): Promise<void> {
+  const { tools, ctx } = unit;
+  await tools.statusSet("maintenance", "Removing this unit's runners");
+  await unit.service.stop().catch(() => {}); // not installed yet, or already gone
+  const config = await readPreviousConfig(ctx.paths.configFile, ctx.prefix);
+  if (config) {
+    const r = await removeRunners(config, { busy: true, signal: unit.signal });
+    const failed = r.failed.length ? `; ${r.failed.length} failed: ${r.failed[0]}` : "";
+    await tools.log(r.failed.length ? "WARNING" : "INFO", `Removed ${r.removed} runners${failed}`);
+  }
+  await unit.service.remove();
+  await removeUnitFiles(unit);
+}
