@@ -39,6 +39,11 @@ export interface Config {
   readonly webhookSecret?: string;
   /** The last pass's summary, for other tools (the charm's update-status). */
   readonly stateDir: string;
+  /**
+   * Proxy variables of the service's environment (http_proxy, https_proxy, no_proxy, either case), passed on to
+   * every runner instance as LXD `environment.*` keys: the runner application and jobs use the same proxy.
+   */
+  readonly runnerEnvironment: Readonly<Record<string, string>>;
 }
 
 type Kind = "string" | "count" | "duration" | "labels" | "size" | "path" | "url" | "listen";
@@ -91,6 +96,8 @@ export interface ConfigSources {
   tokenFileText?: string;
   /** Contents of webhook-secret-file, likewise. */
   webhookSecretFileText?: string;
+  /** The process environment's proxy variables (see Config.runnerEnvironment). */
+  proxyEnv?: Record<string, string | undefined>;
   /** The host name: the default name-prefix. */
   hostname: string;
 }
@@ -141,6 +148,7 @@ export function parseConfig(src: ConfigSources): Config {
     watchIntervalMs: get("watch-interval") as number,
     listen: get("listen") as string,
     stateDir: get("state-dir") as string,
+    runnerEnvironment: proxyEnvironment(src.proxyEnv ?? {}),
   };
   // Timers beyond a day are surely a typo, and past 24.8 days setTimeout would fire at once.
   for (
@@ -195,6 +203,19 @@ function pickWebhookSecret(raw: RawConfig, src: ConfigSources): string | undefin
   const key = raw["webhook-secret"] !== undefined ? "webhook-secret" : "webhook-secret-file";
   if (secret.length < 16) throw new ConfigError(key, "the webhook secret must be at least 16 characters");
   return secret;
+}
+
+const PROXY_VARIABLES = ["http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"];
+
+function proxyEnvironment(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of PROXY_VARIABLES) {
+    const value = env[name];
+    if (value === undefined || value === "") continue;
+    if (/[\n\r]/.test(value)) throw new ConfigError("", `The ${name} environment variable holds a line break`);
+    out[name] = value;
+  }
+  return Object.freeze(out);
 }
 
 /** The first label of the host name, lower-cased: a stable, per-host default prefix. */

@@ -33,6 +33,7 @@ export function loadConfig(opts: { file?: string; flags: RawConfig; env: Record<
     envToken: opts.env.GITHUB_TOKEN,
     tokenFileText,
     webhookSecretFileText,
+    proxyEnv: opts.env,
     hostname: hostname(),
   });
 }

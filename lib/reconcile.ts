@@ -140,6 +140,7 @@ async function execute(
         image: config.image,
         labels: [...config.labels],
         vm: { cpu: config.vmCpu, memory: config.vmMemory, disk: config.vmDisk },
+        environment: config.runnerEnvironment,
       }),
     },
     actions,

@@ -30,6 +30,8 @@ export interface SpawnSpec {
   image: string;
   labels: string[];
   vm: { cpu: number; memory: string; disk: string };
+  /** Environment variables every process of the instance gets (the proxy). */
+  environment: Readonly<Record<string, string>>;
 }
 
 export interface SpawnDeps {
@@ -137,6 +139,7 @@ function hostArchLabel(): string {
 
 function instanceConfig(spec: SpawnSpec): Record<string, string> {
   const config: Record<string, string> = { [KEY_PREFIX]: spec.prefix };
+  for (const [name, value] of Object.entries(spec.environment)) config[`environment.${name}`] = value;
   if (spec.type === "virtual-machine") {
     config["limits.cpu"] = String(spec.vm.cpu);
     config["limits.memory"] = spec.vm.memory;

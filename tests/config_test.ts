@@ -117,3 +117,12 @@ Deno.test("config: operations keys (listen, watch-interval, webhook secret, stat
   }
   assert.throws(() => parseConfig({ ...base, file: { path: "acme", "webhook-secret": "short" } }), /at least 16/);
 });
+
+Deno.test("config: the service's proxy variables become the runners' environment", () => {
+  const c = parseConfig({
+    ...base,
+    file: { path: "acme" },
+    proxyEnv: { HTTPS_PROXY: "http://squid:3128", no_proxy: "localhost", PATH: "/bin", GITHUB_TOKEN: "x" },
+  });
+  assert.deepEqual(c.runnerEnvironment, { no_proxy: "localhost", HTTPS_PROXY: "http://squid:3128" });
+});

@@ -108,7 +108,7 @@ Deno.test("daemon: health is alive within a few intervals of the last pass, read
 });
 
 Deno.test("daemon: after failed passes the watch backs off exponentially, up to check-interval", async () => {
-  let now = 0;
+  const now = 0;
   let ok = false;
   const daemon = new Daemon({
     pass: () => Promise.resolve(report(ok ? undefined : "LXD refused")),

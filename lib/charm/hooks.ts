@@ -9,14 +9,13 @@ import { readState } from "../state_file.ts";
 import { VERSION } from "../version.ts";
 import { detectLxdSocket } from "../lxd.ts";
 import type { Config } from "../config.ts";
-import { ensureImage, ensureLxd, syncRunnerProxy } from "./lxd_host.ts";
+import { ensureImage, ensureLxd } from "./lxd_host.ts";
 import { readPreviousConfig } from "./options.ts";
 import { removeRunners } from "./runners.ts";
 import {
   hostRelease,
   installService,
   isInstalled,
-  lxdSocketOf,
   markInstalled,
   removeUnitFiles,
   type Unit,
@@ -52,7 +51,6 @@ async function install(unit: Unit): Promise<void> {
   const image = typeof options.image === "string" && options.image ? options.image : "github-runner";
   const built = await ensureImage(socket, image, { deps, release: await hostRelease(), proxy: ctx.proxy });
   if (built === "built") await tools.log("INFO", `Built the runner image "${image}"`);
-  await syncRunnerProxy(socket, ctx.proxy);
   await installService(unit);
   await markInstalled(unit);
   await configure(unit);
@@ -76,8 +74,6 @@ async function configure(unit: Unit): Promise<void> {
   const old = await readPreviousConfig(ctx.paths.configFile, ctx.prefix);
   if (old) await leaveOldRegistration(unit, old, config);
   await writeUnitFiles(unit, resolved);
-  const socket = lxdSocketOf(config);
-  if (socket) await syncRunnerProxy(socket, ctx.proxy);
   await installService(unit);
   if (!(await cacheRunnerApp(unit, config))) return;
   await tools.statusSet("maintenance", "Restarting the service");

@@ -88,33 +88,6 @@ id runner >/dev/null 2>&1 || useradd --create-home --shell /bin/bash runner
 apt-get clean
 `;
 
-/** Profile keys this charm owns: the model's proxy, as environment variables of every process LXD execs. */
-const PROXY_KEYS = ["http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"]
-  .map((k) => `environment.${k}`);
-
-/**
- * The runners reach GitHub through the model's proxy: spawn starts each runner with LXD exec, and LXD gives exec'd
- * processes the `environment.*` keys of the instance's profiles. Sets (or, with no proxy, removes) only the
- * proxy keys of the "default" profile. Returns true when the profile changed.
- */
-export async function syncRunnerProxy(socket: string, proxy: Proxy): Promise<boolean> {
-  const res = await lxdRaw(socket, "GET", "/1.0/profiles/default");
-  const profile = res.metadata as { config?: Record<string, string>; description?: string; devices?: unknown };
-  const config = { ...(profile.config ?? {}) };
-  const want = Object.fromEntries(Object.entries(proxyVariables(proxy)).map(([k, v]) => [`environment.${k}`, v]));
-  let changed = false;
-  for (const key of PROXY_KEYS) {
-    if ((config[key] ?? "") === (want[key] ?? "")) continue;
-    changed = true;
-    if (want[key]) config[key] = want[key];
-    else delete config[key];
-  }
-  if (!changed) return false;
-  const body = { config, description: profile.description ?? "", devices: profile.devices ?? {} };
-  await lxdRaw(socket, "PUT", "/1.0/profiles/default", body, res.etag);
-  return true;
-}
-
 async function lxdGet(socket: string, path: string): Promise<unknown> {
   return (await lxdRaw(socket, "GET", path)).metadata;
 }

@@ -3,9 +3,7 @@
  * (config 0600 in a 0700 folder, proxy environment 0600, the install marker). Shared by hooks and actions.
  */
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import type { Config } from "../config.ts";
 import { ConfigError } from "../errors.ts";
-import { detectLxdSocket } from "../lxd.ts";
 import { type CharmContext, proxyVariables } from "./context.ts";
 import type { CommandRunner } from "./exec.ts";
 import type { HookTools } from "./hook_tools.ts";
@@ -76,10 +74,6 @@ export async function markInstalled(unit: Unit): Promise<void> {
 export async function removeUnitFiles(unit: Unit): Promise<void> {
   const { paths } = unit.ctx;
   for (const dir of [paths.configDir, paths.stateDir, paths.cacheDir]) await rm(dir, { recursive: true, force: true });
-}
-
-export function lxdSocketOf(config: Pick<Config, "lxdSocket">): string | undefined {
-  return config.lxdSocket ?? detectLxdSocket();
 }
 
 /** The host's Ubuntu release ("24.04"): the runner image is built from the same one. */

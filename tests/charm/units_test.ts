@@ -11,7 +11,7 @@ import { charmContext, parseDispatchPath } from "../../lib/charm/context.ts";
 import { HookTools } from "../../lib/charm/hook_tools.ts";
 import { offsetPort, resolveConfig, withTargets } from "../../lib/charm/options.ts";
 import { Service, unitFileText } from "../../lib/charm/systemd.ts";
-import { ensureImage, ensureLxd, syncRunnerProxy } from "../../lib/charm/lxd_host.ts";
+import { ensureImage, ensureLxd } from "../../lib/charm/lxd_host.ts";
 import { FakeLxd } from "./fake_lxd.ts";
 
 const ctx = charmContext(["hooks/install", "/res/github-runner"], { JUJU_UNIT_NAME: "github-runner/3" }, "/r");
@@ -151,12 +151,6 @@ Deno.test("lxd host: installs and initialises LXD when needed, builds a missing 
     ]);
     lxd.state.images.add("github-runner");
     assert.equal(await ensureImage(lxd.socketPath, "github-runner", { deps, release: "24.04", proxy }), "present");
-
-    lxd.state.profile.config["user.other"] = "kept";
-    assert.equal(await syncRunnerProxy(lxd.socketPath, proxy), true);
-    assert.equal(await syncRunnerProxy(lxd.socketPath, proxy), false, "no change, no write");
-    assert.equal(await syncRunnerProxy(lxd.socketPath, { http: "", https: "", noProxy: "" }), true);
-    assert.deepEqual(lxd.state.profile.config, { "user.other": "kept" });
   } finally {
     await lxd.close();
   }

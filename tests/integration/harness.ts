@@ -58,6 +58,8 @@ export interface BedOptions {
   token?: string;
   /** Scales the retry plugin's back-off of 1, 4, 9 x this (default: the binary's 1000 ms). */
   retryBaseMs?: number;
+  /** The service's environment, as far as the config reads it (proxy variables). */
+  env?: Record<string, string>;
 }
 
 export async function openBed(file: RawConfig, opts: BedOptions = {}): Promise<Bed> {
@@ -72,6 +74,7 @@ export async function openBed(file: RawConfig, opts: BedOptions = {}): Promise<B
     parseConfig({
       hostname: "test-host",
       envToken: opts.token ?? fake.token,
+      proxyEnv: opts.env,
       file: {
         path: "acme",
         image: TEST_IMAGE,

@@ -119,3 +119,17 @@ Deno.test("lifecycle: fill, steady state, job replaced, scale down, busy kept", 
 });
 
 export type { Bed };
+
+Deno.test("lifecycle: the service's proxy reaches the runner's processes, per instance", async () => {
+  const env = { HTTPS_PROXY: "http://proxy.invalid:3128", no_proxy: "localhost" };
+  const bed = await openBed({ containers: 1 }, { env });
+  try {
+    const report = await bed.pass();
+    assert.deepEqual(summary(report), ["create container: done"]);
+    const [name] = (await bed.instances()).keys();
+    const seen = await bed.lxd.exec(name, ["sh", "-c", 'echo "$HTTPS_PROXY $no_proxy"']);
+    assert.equal(seen.stdout.trim(), "http://proxy.invalid:3128 localhost");
+  } finally {
+    await bed.close();
+  }
+});
