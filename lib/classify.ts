@@ -2,8 +2,8 @@
  * Join what GitHub and LXD report into one view per runner name, each in exactly one named bucket. Pure.
  * Everything not owned by this prefix is dropped here, so nothing downstream can touch it.
  */
-import type { GithubRunner, Instance, InstanceType, Observed } from "./types.ts";
-import { isOwnedInstance, isOwnedName } from "./names.ts";
+import type { Desired, GithubRunner, Instance, InstanceType, Observed } from "./types.ts";
+import { isOwnedInstance, isOwnedName, KEY_SCOPE } from "./names.ts";
 
 export type Bucket =
   /** Online, not busy, instance running: counts toward the target. */
@@ -19,7 +19,9 @@ export type Bucket =
   /** GitHub registration offline and no instance: a leftover; deregister. */
   | "orphan-registration"
   /** Online registration without an instance: GitHub has not noticed yet; left alone until it reads offline. */
-  | "vanishing";
+  | "vanishing"
+  /** Instance of a previous GitHub scope (path changed): left to finish its job; deleted once stopped. */
+  | "draining";
 
 export interface RunnerView {
   name: string;
@@ -34,7 +36,12 @@ export interface RunnerView {
 
 const LIVE_STATUSES = new Set(["Running", "Starting"]);
 
-export function classify(observed: Observed, prefix: string, bootTimeoutMs: number, now: number): RunnerView[] {
+export function classify(
+  observed: Observed,
+  desired: Pick<Desired, "prefix" | "bootTimeoutMs" | "scope">,
+  now: number,
+): RunnerView[] {
+  const { prefix, bootTimeoutMs, scope } = desired;
   const runners = new Map<string, GithubRunner>();
   for (const r of observed.runners) if (isOwnedName(prefix, r.name)) runners.set(r.name, r);
   const instances = new Map<string, Instance>();
@@ -56,9 +63,19 @@ export function classify(observed: Observed, prefix: string, bootTimeoutMs: numb
       instance,
       type: instance?.type,
       ageMs,
-      bucket: bucketOf(runner, instance, ageMs, bootTimeoutMs),
+      bucket: drains(instance, scope) ? "draining" : bucketOf(runner, instance, ageMs, bootTimeoutMs),
     };
   });
+}
+
+/**
+ * An instance whose runner registered under another GitHub scope (the path or server changed since): this
+ * scope's list cannot show it, so nothing here can tell idle from busy. It is left to finish and power off; only
+ * once stopped is it deleted. Instances made before scopes were marked count as this scope's.
+ */
+function drains(instance: Instance | undefined, scope: string): boolean {
+  const marked = instance?.userKeys[KEY_SCOPE];
+  return marked !== undefined && marked !== scope && instance!.status !== "Stopped";
 }
 
 function bucketOf(
@@ -85,6 +102,7 @@ export function countBuckets(views: RunnerView[]): Record<Bucket, number> {
     stopped: 0,
     "orphan-registration": 0,
     vanishing: 0,
+    draining: 0,
   };
   for (const v of views) counts[v.bucket]++;
   return counts;

@@ -22,6 +22,7 @@ const BUCKETS: readonly Bucket[] = [
   "stopped",
   "orphan-registration",
   "vanishing",
+  "draining",
 ];
 /** "unknown": a registration without an instance, whose type only the instance knew. */
 const RUNNER_TYPES = ["container", "virtual-machine", "unknown"] as const;

@@ -12,6 +12,13 @@ export const MAX_PREFIX = MAX_NAME - 1 - SUFFIX_HEX;
 
 /** `user.*` keys written on every instance this tool creates. */
 export const KEY_PREFIX = "user.github-runner.prefix";
+/** The GitHub server and path the instance's runner registered with: see scopeOf. */
+export const KEY_SCOPE = "user.github-runner.scope";
+
+/** Where runners register: the API URL and the org or owner/repo. Instances of another scope drain. */
+export function scopeOf(config: { githubApiUrl: string; path: string }): string {
+  return `${config.githubApiUrl}/${config.path}`;
+}
 
 /** Why `prefix` cannot be used, or undefined when it can. */
 export function validatePrefix(prefix: string): string | undefined {

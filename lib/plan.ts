@@ -44,7 +44,7 @@ const CLEANUP: Partial<Record<Bucket, (v: RunnerView) => string>> = {
 };
 
 export function plan(observed: Observed, desired: Desired, now: number): Plan {
-  const views = classify(observed, desired.prefix, desired.bootTimeoutMs, now);
+  const views = classify(observed, desired, now);
   const actions: Action[] = [];
   const removed = new Set<string>();
   const remove = (v: RunnerView, cause: RemoveCause, reason: string) => {
@@ -94,7 +94,9 @@ export function plan(observed: Observed, desired: Desired, now: number): Plan {
 
   // The cap counts every runner holding host resources: idle, busy and booting.
   const live =
-    views.filter((v) => ["idle", "busy", "booting"].includes(v.bucket) && (!removed.has(v.name) || aged.has(v.name)))
+    views.filter((v) =>
+      ["idle", "busy", "booting", "draining"].includes(v.bucket) && (!removed.has(v.name) || aged.has(v.name))
+    )
       .length;
   let room = desired.maxRunners > 0 ? desired.maxRunners - live : Infinity;
   if (room < 0) {
@@ -130,7 +132,9 @@ export function planFlush(observed: Observed, desired: Desired, now: number, opt
     a.kind === "remove" && a.cause !== "surplus" && a.cause !== "max-age"
   );
   for (const v of views) {
-    const take = v.bucket === "idle" || v.bucket === "booting" || (opts.busy && v.bucket === "busy");
+    // --busy (the operator's "everything goes", e.g. removing the unit) also takes runners of an old scope.
+    const take = v.bucket === "idle" || v.bucket === "booting" ||
+      (opts.busy && (v.bucket === "busy" || v.bucket === "draining"));
     if (!take) continue;
     const action: Action = {
       kind: "remove",
@@ -140,7 +144,7 @@ export function planFlush(observed: Observed, desired: Desired, now: number, opt
       runnerId: v.runner?.id,
       instance: !!v.instance,
     };
-    if (v.bucket === "busy") action.busy = true;
+    if (v.bucket === "busy" || v.bucket === "draining") action.busy = true;
     flushed.push(action);
   }
   return { views, actions: flushed };

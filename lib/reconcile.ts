@@ -9,7 +9,7 @@ import { type Bucket, countBuckets, type RunnerView } from "./classify.ts";
 import { act, type ActionResult } from "./act.ts";
 import type { GithubClient } from "./github.ts";
 import type { LxdClient } from "./lxd.ts";
-import { runnerName } from "./names.ts";
+import { runnerName, scopeOf } from "./names.ts";
 import { cachedRunnerApp, ensureRunnerApp, type RunnerApp, runnerArch } from "./runner_app.ts";
 import type { Logger } from "./log.ts";
 
@@ -66,6 +66,7 @@ export function desiredOf(config: Config): Desired {
     maxRunners: config.maxRunners,
     bootTimeoutMs: config.bootTimeoutMs,
     maxRunnerAgeMs: config.maxRunnerAgeMs,
+    scope: scopeOf(config),
   };
 }
 
@@ -137,6 +138,7 @@ async function execute(
         name: runnerName(config.namePrefix, deps.randomBytes),
         type: a.type,
         prefix: config.namePrefix,
+        scope: scopeOf(config),
         image: config.image,
         labels: [...config.labels],
         vm: { cpu: config.vmCpu, memory: config.vmMemory, disk: config.vmDisk },

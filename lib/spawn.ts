@@ -6,7 +6,7 @@ import type { GithubClient } from "./github.ts";
 import type { LxdClient } from "./lxd.ts";
 import type { InstanceType } from "./types.ts";
 import type { RunnerApp } from "./runner_app.ts";
-import { KEY_PREFIX } from "./names.ts";
+import { KEY_PREFIX, KEY_SCOPE } from "./names.ts";
 import {
   HAS_RUNNER_APP,
   JIT_FILE,
@@ -27,6 +27,8 @@ export interface SpawnSpec {
   name: string;
   type: InstanceType;
   prefix: string;
+  /** names.ts scopeOf: marks where the runner registered. */
+  scope: string;
   image: string;
   labels: string[];
   vm: { cpu: number; memory: string; disk: string };
@@ -138,7 +140,7 @@ function hostArchLabel(): string {
 }
 
 function instanceConfig(spec: SpawnSpec): Record<string, string> {
-  const config: Record<string, string> = { [KEY_PREFIX]: spec.prefix };
+  const config: Record<string, string> = { [KEY_PREFIX]: spec.prefix, [KEY_SCOPE]: spec.scope };
   for (const [name, value] of Object.entries(spec.environment)) config[`environment.${name}`] = value;
   if (spec.type === "virtual-machine") {
     config["limits.cpu"] = String(spec.vm.cpu);

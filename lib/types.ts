@@ -50,4 +50,6 @@ export interface Desired {
   bootTimeoutMs: number;
   /** 0 = no limit. Idle runners older than this are replaced (stale disks, old patches); busy ones finish first. */
   maxRunnerAgeMs: number;
+  /** Where runners register now (names.ts scopeOf); instances marked with another scope are draining. */
+  scope: string;
 }

@@ -2,11 +2,12 @@
 import assert from "node:assert/strict";
 import { type Action, plan, planFlush } from "../lib/plan.ts";
 import type { Desired, GithubRunner, Instance, InstanceType, Observed } from "../lib/types.ts";
-import { KEY_PREFIX } from "../lib/names.ts";
+import { KEY_PREFIX, KEY_SCOPE } from "../lib/names.ts";
 
 const NOW = Date.parse("2026-11-28T12:00:00Z");
 const MIN = 60_000;
 const P = "acme";
+const SCOPE = "https://api.github.com/acme";
 const desired = (over: Partial<Desired> = {}): Desired => ({
   prefix: P,
   containers: 2,
@@ -14,6 +15,7 @@ const desired = (over: Partial<Desired> = {}): Desired => ({
   maxRunners: 0,
   bootTimeoutMs: 10 * MIN,
   maxRunnerAgeMs: 0,
+  scope: SCOPE,
   ...over,
 });
 
@@ -31,6 +33,8 @@ function r(
     noInstance?: boolean;
     noRunner?: boolean;
     unmarked?: boolean;
+    /** The scope the instance was marked with (default: none, as before scopes were marked). */
+    scope?: string;
   },
 ): Partial<Observed> {
   const name = `${s.prefix ?? P}-${hex.padStart(8, "0")}`;
@@ -42,7 +46,7 @@ function r(
     type: s.type ?? "container",
     status: s.lxd ?? "Running",
     createdAt: NOW - (s.ageMin ?? 1) * MIN,
-    userKeys: s.unmarked ? {} : { [KEY_PREFIX]: s.prefix ?? P },
+    userKeys: s.unmarked ? {} : { [KEY_PREFIX]: s.prefix ?? P, ...(s.scope ? { [KEY_SCOPE]: s.scope } : {}) },
   }];
   return { runners, instances };
 }
@@ -116,6 +120,27 @@ const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expe
     observed: { ...obs(r("a", { ageMin: 30 })), busyHints: [`${P}-${n("a")}`] },
     desired: { containers: 0 },
     expect: [],
+  },
+  {
+    name: "runners of an old scope (path changed) drain: never removed, not counted, replaced",
+    observed: obs(
+      r("a", { scope: "https://api.github.com/old", noRunner: true, ageMin: 300 }),
+      r("b", { scope: SCOPE }),
+    ),
+    desired: { containers: 2, maxRunners: 3 },
+    expect: ["create container"],
+  },
+  {
+    name: "a draining instance counts toward the cap",
+    observed: obs(r("a", { scope: "https://api.github.com/old", noRunner: true }), r("b", { scope: SCOPE })),
+    desired: { containers: 2, maxRunners: 2 },
+    expect: [],
+  },
+  {
+    name: "a drained instance that powered off is deleted",
+    observed: obs(r("a", { scope: "https://api.github.com/old", noRunner: true, lxd: "Stopped" })),
+    desired: { containers: 0 },
+    expect: [`remove ${n("a")} (stopped)`],
   },
   {
     name: "target 0 removes every idle runner and keeps the busy one",
@@ -254,6 +279,11 @@ Deno.test("planFlush: idle and booting go, busy only with --busy, other prefixes
   assert.deepEqual(show(planFlush(o, desired(), NOW, { busy: false }).actions), [
     `remove ${n("a")} (flush)`,
     `remove ${n("c")} (flush)`,
+  ]);
+  const drainingToo = obs(r("e", { scope: "https://api.github.com/old", noRunner: true }));
+  assert.deepEqual(show(planFlush(drainingToo, desired(), NOW, { busy: false }).actions), []);
+  assert.deepEqual(show(planFlush(drainingToo, desired(), NOW, { busy: true }).actions), [
+    `remove ${n("e")} (flush, busy)`,
   ]);
   assert.deepEqual(show(planFlush(o, desired(), NOW, { busy: true }).actions), [
     `remove ${n("a")} (flush)`,

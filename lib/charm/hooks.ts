@@ -82,9 +82,9 @@ async function configure(unit: Unit): Promise<void> {
 }
 
 /**
- * A new path (or GitHub server) or token: the runners registered under the old one go first, with the old token
- * while it still works. A new path removes busy runners too (the new path's service could not see their
- * registration, and would delete them as failed boots anyway); a new token for the same path keeps them.
+ * A new path (or GitHub server) or token: the idle runners registered under the old one go first, with the old
+ * token while it still works. Busy ones finish their job: their instances carry the old scope, so the service
+ * leaves them draining and deletes them only once they powered off.
  */
 async function leaveOldRegistration(unit: Unit, old: Config, config: Config): Promise<void> {
   const pathChanged = old.path !== config.path || old.githubApiUrl !== config.githubApiUrl;
@@ -93,7 +93,7 @@ async function leaveOldRegistration(unit: Unit, old: Config, config: Config): Pr
   const what = pathChanged ? `path "${old.path}"` : "token";
   await unit.tools.statusSet("maintenance", `Removing the runners of the old ${what}`);
   await unit.service.stop();
-  const r = await removeRunners(old, { busy: pathChanged, signal: unit.signal });
+  const r = await removeRunners(old, { busy: false, signal: unit.signal });
   const how = r.lxdOnly ? " (GitHub refused the old credentials: instances deleted on LXD's word)" : "";
   const failed = r.failed.length ? `; ${r.failed.length} failed: ${r.failed[0]}` : "";
   await unit.tools.log(

@@ -6,7 +6,7 @@
 import type { Config } from "../config.ts";
 import { lockPath, makeDeps } from "../deps.ts";
 import { withLock } from "../lock.ts";
-import { observe, type PassReport, runPass } from "../reconcile.ts";
+import { desiredOf, observe, type PassReport, runPass } from "../reconcile.ts";
 import { classify } from "../classify.ts";
 import { isOwnedInstance } from "../names.ts";
 import { detectLxdSocket, LxdClient } from "../lxd.ts";
@@ -26,7 +26,7 @@ export interface RunnerCounts {
 export async function countRunners(config: Config, signal: AbortSignal): Promise<RunnerCounts> {
   const deps = makeDeps(config);
   const observed = await observe(deps, signal);
-  const views = classify(observed, config.namePrefix, config.bootTimeoutMs, deps.clock());
+  const views = classify(observed, desiredOf(config), deps.clock());
   const online = views.filter((v) => v.runner?.status === "online");
   return {
     online: online.length,

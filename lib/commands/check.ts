@@ -3,7 +3,7 @@ import type { Config } from "../config.ts";
 import { makeDeps } from "../deps.ts";
 import { loadEtags, saveEtags } from "../etag_cache.ts";
 import { classify, countBuckets } from "../classify.ts";
-import { observe, summarizeViews } from "../reconcile.ts";
+import { desiredOf, observe, summarizeViews } from "../reconcile.ts";
 import { formatRunnerTable } from "../report_format.ts";
 import type { Io } from "./io.ts";
 
@@ -12,7 +12,7 @@ export async function checkCommand(config: Config, io: Io, opts: { json: boolean
   await loadEtags(deps.github, config.cacheDir);
   const observed = await observe(deps, AbortSignal.any([io.stop, AbortSignal.timeout(120_000)]));
   await saveEtags(deps.github, config.cacheDir);
-  const views = classify(observed, config.namePrefix, config.bootTimeoutMs, deps.clock());
+  const views = classify(observed, desiredOf(config), deps.clock());
   const runners = summarizeViews(views);
   if (opts.json) io.out(JSON.stringify({ prefix: config.namePrefix, counts: countBuckets(views), runners }) + "\n");
   else io.out(formatRunnerTable(runners) + "\n");
