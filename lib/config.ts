@@ -22,6 +22,10 @@ export interface Config {
   readonly vmCpu: number;
   readonly vmMemory: string;
   readonly vmDisk: string;
+  /** 0: no limit. */
+  readonly containerCpu: number;
+  /** "": no limit. */
+  readonly containerMemory: string;
   readonly maxRunners: number;
   readonly bootTimeoutMs: number;
   /** 0: no limit. */
@@ -68,6 +72,8 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = Object.freeze({
   "vm-cpu": { kind: "count", default: 2, min: 1 },
   "vm-memory": { kind: "size", default: "7GiB" },
   "vm-disk": { kind: "size", default: "10GiB" },
+  "container-cpu": { kind: "count", default: 0, min: 0 },
+  "container-memory": { kind: "size", default: "" },
   "max-runners": { kind: "count", default: 0, min: 0 },
   "boot-timeout": { kind: "duration", default: "10m" },
   "max-runner-age": { kind: "duration", default: "0s" },
@@ -138,6 +144,8 @@ export function parseConfig(src: ConfigSources): Config {
     vmCpu: get("vm-cpu") as number,
     vmMemory: get("vm-memory") as string,
     vmDisk: get("vm-disk") as string,
+    containerCpu: get("container-cpu") as number,
+    containerMemory: get("container-memory") as string,
     maxRunners: get("max-runners") as number,
     bootTimeoutMs: get("boot-timeout") as number,
     maxRunnerAgeMs: get("max-runner-age") as number,
@@ -254,6 +262,7 @@ function normalise(key: string, value: unknown): unknown {
       return ms;
     }
     case "size": {
+      if (value === "" && spec.default === "") return ""; // an optional limit, unset
       if (typeof value !== "string" || !isLxdSize(value)) {
         throw new ConfigError(key, `must be a size like "7GiB" or "512MiB", got ${shown}`);
       }

@@ -13,7 +13,7 @@ export const PUSHED_TARBALL = "/tmp/actions-runner.tar.gz";
 
 /**
  * Prepares the instance, as root: checks the runner user, unpacks the pushed tarball when one was pushed,
- * creates the secret folder. Prints the runner user's uid and gid on its last line.
+ * creates the secret folder. Prints the runner user's uid, gid and the image's release codename on its last line.
  */
 export const PREPARE = `set -eu
 uid=$(id -u runner 2>/dev/null) || { echo "the image has no user named runner" >&2; exit 3; }
@@ -28,7 +28,9 @@ fi
 mkdir -p ${SECRET_DIR} "$(dirname ${LAUNCHER})"
 chown "$uid:$gid" ${SECRET_DIR}
 chmod 0700 ${SECRET_DIR}
-echo "$uid $gid"
+# The image's release (e.g. "noble", "bookworm") becomes a runner label, so workflows can select it.
+release=$( (. /etc/os-release 2>/dev/null && echo "\${VERSION_CODENAME:-}") || true)
+echo "$uid $gid $release"
 `;
 
 /** True (exit 0) when the image already carries the runner application: no tarball push needed. */

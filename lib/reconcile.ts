@@ -142,6 +142,7 @@ async function execute(
         image: config.image,
         labels: [...config.labels],
         vm: { cpu: config.vmCpu, memory: config.vmMemory, disk: config.vmDisk },
+        container: { cpu: config.containerCpu, memory: config.containerMemory },
         environment: config.runnerEnvironment,
       }),
     },

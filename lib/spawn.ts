@@ -32,6 +32,8 @@ export interface SpawnSpec {
   image: string;
   labels: string[];
   vm: { cpu: number; memory: string; disk: string };
+  /** Container limits; 0 and "" leave LXD's defaults (no limit). */
+  container: { cpu: number; memory: string };
   /** Environment variables every process of the instance gets (the proxy). */
   environment: Readonly<Record<string, string>>;
 }
@@ -98,12 +100,13 @@ export async function spawnRunner(
     step = "prepare instance";
     const prep = await deps.lxd.exec(spec.name, ["sh", "-c", PREPARE], { signal, timeoutMs: SLOW_STEP_MS });
     if (prep.exitCode !== 0) throw new Error(`exit ${prep.exitCode}: ${prep.stderr.trim()}`);
-    const [uid, gid] = prep.stdout.trim().split("\n").pop()!.split(" ").map(Number);
+    const [uidText, gidText, release] = prep.stdout.trim().split("\n").pop()!.split(" ");
+    const [uid, gid] = [Number(uidText), Number(gidText)];
 
     step = "register with GitHub";
     const runnerGroupId = await deps.runnerGroupId();
     const jit = await deps.github.generateJitConfig(
-      { name: spec.name, labels: runnerLabels(spec), runnerGroupId },
+      { name: spec.name, labels: runnerLabels(spec, release), runnerGroupId },
       signal,
     );
     runnerId = jit.runnerId;
@@ -131,8 +134,15 @@ export async function spawnRunner(
 }
 
 /** Labels sent with the JIT config: with JIT, GitHub adds no default labels, so send them all. */
-export function runnerLabels(spec: Pick<SpawnSpec, "type" | "labels">, arch = hostArchLabel()): string[] {
-  return [...new Set(["self-hosted", "linux", arch, spec.type === "container" ? "container" : "vm", ...spec.labels])];
+export function runnerLabels(
+  spec: Pick<SpawnSpec, "type" | "labels">,
+  release?: string,
+  arch = hostArchLabel(),
+): string[] {
+  const os = release && /^[a-z0-9.-]{1,32}$/.test(release) ? [release] : [];
+  return [
+    ...new Set(["self-hosted", "linux", arch, spec.type === "container" ? "container" : "vm", ...os, ...spec.labels]),
+  ];
 }
 
 function hostArchLabel(): string {
@@ -145,6 +155,9 @@ function instanceConfig(spec: SpawnSpec): Record<string, string> {
   if (spec.type === "virtual-machine") {
     config["limits.cpu"] = String(spec.vm.cpu);
     config["limits.memory"] = spec.vm.memory;
+  } else {
+    if (spec.container.cpu > 0) config["limits.cpu"] = String(spec.container.cpu);
+    if (spec.container.memory) config["limits.memory"] = spec.container.memory;
   }
   return config;
 }

@@ -126,3 +126,14 @@ Deno.test("config: the service's proxy variables become the runners' environment
   });
   assert.deepEqual(c.runnerEnvironment, { no_proxy: "localhost", HTTPS_PROXY: "http://squid:3128" });
 });
+
+Deno.test("config: container limits are optional and validated", () => {
+  const none = parseConfig({ ...base, file: { path: "acme" } });
+  assert.deepEqual([none.containerCpu, none.containerMemory], [0, ""]);
+  const set = parseConfig({ ...base, file: { path: "acme", "container-cpu": 2, "container-memory": "4GiB" } });
+  assert.deepEqual([set.containerCpu, set.containerMemory], [2, "4GiB"]);
+  assert.throws(
+    () => parseConfig({ ...base, file: { path: "acme", "container-memory": "4 gigs" } }),
+    /"container-memory"/,
+  );
+});
