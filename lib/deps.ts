@@ -4,6 +4,7 @@ import { ConfigError } from "./errors.ts";
 import { GithubClient, type ResponseInfo } from "./github.ts";
 import { detectLxdSocket, LxdClient, LxdError } from "./lxd.ts";
 import { logger } from "./log.ts";
+import { hostCapacity } from "./lxd_resources.ts";
 import type { PassDeps } from "./reconcile.ts";
 
 export interface DepsHooks {
@@ -39,6 +40,7 @@ export function makeDeps(config: Config, hooks: DepsHooks = {}): PassDeps {
       : new LxdClient({ socketPath }),
     clock: Date.now,
     randomBytes: (n) => crypto.getRandomValues(new Uint8Array(n)),
+    capacity: (signal) => hostCapacity(socketPath, { signal }),
     log,
   };
 }

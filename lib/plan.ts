@@ -2,7 +2,8 @@
  * The planner: given what GitHub and LXD report, what to create and what to remove. Pure, and the ONE place
  * that owns every rule of a pass (targets, the cap, cleanup, busy protection). lib/act.ts only executes.
  */
-import type { Desired, InstanceType, Observed } from "./types.ts";
+import type { Desired, HostCapacity, InstanceType, Observed } from "./types.ts";
+import { formatBytes } from "./units.ts";
 import { type Bucket, classify, type RunnerView } from "./classify.ts";
 
 export type RemoveCause =
@@ -29,9 +30,13 @@ export type Action =
     busy?: true;
   };
 
+type CreateAction = Extract<Action, { kind: "create" }>;
+
 export interface Plan {
   views: RunnerView[];
   actions: Action[];
+  /** Why the target cannot be met this pass (e.g. the host lacks memory): reported, and the pass is not ok. */
+  problems: string[];
 }
 
 const TYPES: readonly InstanceType[] = ["container", "virtual-machine"];
@@ -107,18 +112,61 @@ export function plan(observed: Observed, desired: Desired, now: number): Plan {
   }
 
   // Alternate types so a cap shares the room instead of starving virtual machines.
+  const wanted: CreateAction[] = [];
   const pending = new Map(need);
   while (room > 0 && [...pending.values()].some((n) => n > 0)) {
     for (const type of TYPES) {
       const n = pending.get(type)!;
       if (n === 0 || room === 0) continue;
       const target = type === "container" ? desired.containers : desired.virtualMachines;
-      actions.push({ kind: "create", type, reason: `idle+booting ${target - n} < target ${target}` });
+      wanted.push({ kind: "create", type, reason: `idle+booting ${target - n} < target ${target}` });
       pending.set(type, n - 1);
       room--;
     }
   }
-  return { views, actions };
+  const problems = admit(wanted, desired, observed.capacity, actions);
+  return { views, actions, problems };
+}
+
+/**
+ * Host capacity admission: creates go ahead while what they take (Desired.needs) fits in what the host has free;
+ * the rest are refused with a reason instead of overcommitting into OOM or a full disk. Unknown needs or
+ * capacity are not checked.
+ */
+function admit(
+  wanted: CreateAction[],
+  desired: Desired,
+  capacity: HostCapacity | undefined,
+  actions: Action[],
+): string[] {
+  let memory = capacity?.memoryFree;
+  let disk = capacity?.diskFree;
+  const refused = new Map<InstanceType, number>();
+  for (const w of wanted) {
+    const need = desired.needs?.[w.type] ?? { memory: 0, disk: 0 };
+    const short = (need.memory > 0 && memory !== undefined && need.memory > memory) ||
+      (need.disk > 0 && disk !== undefined && need.disk > disk);
+    if (short) {
+      refused.set(w.type, (refused.get(w.type) ?? 0) + 1);
+      continue;
+    }
+    if (memory !== undefined) memory -= need.memory;
+    if (disk !== undefined) disk -= need.disk;
+    actions.push(w);
+  }
+  return [...refused].map(([type, n]) => {
+    const need = desired.needs![type];
+    const free = [
+      need.memory ? `${formatBytes(capacity?.memoryFree ?? 0)} memory` : "",
+      need.disk ? `${formatBytes(capacity?.diskFree ?? 0)} disk` : "",
+    ].filter(Boolean).join(" and ");
+    const each = [
+      need.memory ? `${formatBytes(need.memory)} memory` : "",
+      need.disk ? `${formatBytes(need.disk)} disk` : "",
+    ]
+      .filter(Boolean).join(" and ");
+    return `Not creating ${n} ${type} runner(s): each needs ${each}, the host has ${free} free`;
+  });
 }
 
 /**
@@ -147,7 +195,7 @@ export function planFlush(observed: Observed, desired: Desired, now: number, opt
     if (v.bucket === "busy" || v.bucket === "draining") action.busy = true;
     flushed.push(action);
   }
-  return { views, actions: flushed };
+  return { views, actions: flushed, problems: [] };
 }
 
 function seconds(ms: number): number {

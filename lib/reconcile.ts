@@ -3,7 +3,8 @@
  * pass observes again. The rules are in lib/plan.ts; this file only wires I/O to them.
  */
 import type { Config } from "./config.ts";
-import type { Desired, InstanceType, Observed } from "./types.ts";
+import type { Desired, HostCapacity, InstanceType, Observed } from "./types.ts";
+import { sizeBytes } from "./units.ts";
 import { type Action, plan, planFlush } from "./plan.ts";
 import { type Bucket, countBuckets, type RunnerView } from "./classify.ts";
 import { act, type ActionResult } from "./act.ts";
@@ -20,6 +21,8 @@ export interface PassDeps {
   clock: () => number;
   randomBytes: (n: number) => Uint8Array;
   log: Logger;
+  /** What the host has free (admission); optional: tests and callers without it skip admission. */
+  capacity?: (signal?: AbortSignal) => Promise<HostCapacity>;
 }
 
 export interface PassOptions {
@@ -45,6 +48,8 @@ export interface PassReport {
   results: ActionResult[];
   /** Why the pass could not plan at all (observation failed). */
   error?: string;
+  /** Why the target could not be met (see Plan.problems). */
+  problems: string[];
   ok: boolean;
 }
 
@@ -67,12 +72,24 @@ export function desiredOf(config: Config): Desired {
     bootTimeoutMs: config.bootTimeoutMs,
     maxRunnerAgeMs: config.maxRunnerAgeMs,
     scope: scopeOf(config),
+    needs: {
+      container: { memory: sizeBytes(config.containerMemory), disk: 0 },
+      "virtual-machine": { memory: sizeBytes(config.vmMemory), disk: sizeBytes(config.vmDisk) },
+    },
   };
 }
 
-export async function observe(deps: Pick<PassDeps, "github" | "lxd">, signal?: AbortSignal): Promise<Observed> {
-  const [runners, instances] = await Promise.all([deps.github.listRunners(signal), deps.lxd.listInstances({ signal })]);
-  return { runners, instances };
+export async function observe(
+  deps: Pick<PassDeps, "github" | "lxd" | "capacity">,
+  signal?: AbortSignal,
+): Promise<Observed> {
+  const [runners, instances, capacity] = await Promise.all([
+    deps.github.listRunners(signal),
+    deps.lxd.listInstances({ signal }),
+    // Capacity is advisory: when LXD cannot say, nothing is refused for it.
+    deps.capacity?.(signal).catch(() => undefined),
+  ]);
+  return { runners, instances, capacity };
 }
 
 export async function runPass(deps: PassDeps, config: Config, opts: PassOptions = {}): Promise<PassReport> {
@@ -92,6 +109,7 @@ export async function runPass(deps: PassDeps, config: Config, opts: PassOptions 
     before: countBuckets([]),
     runners: [],
     results: [],
+    problems: [],
     ok: true,
   };
   const runnerApp = once(() => resolveRunnerApp(deps, config, signal));
@@ -105,12 +123,14 @@ export async function runPass(deps: PassDeps, config: Config, opts: PassOptions 
     }
     const p = plan(observed, desired, deps.clock());
     if (!opts.flush) fillBefore(report, p.views);
+    report.problems = p.problems;
+    for (const problem of p.problems) deps.log.warning("{problem}", { problem });
     report.results.push(...await execute(deps, config, p.actions, runnerApp, opts, signal));
   } catch (e) {
     report.error = (e as Error).message ?? String(e);
     deps.log.error("Pass stopped: {error}", { error: report.error });
   }
-  report.ok = !report.error && report.results.every((r) => r.outcome !== "failed");
+  report.ok = !report.error && report.problems.length === 0 && report.results.every((r) => r.outcome !== "failed");
   report.durationMs = deps.clock() - start;
   return report;
 }

@@ -37,7 +37,10 @@ export function summarize(report: PassReport, now: number): StateSummary {
       keptBusy: count((r) => r.outcome === "kept-busy"),
       failed: count((r) => r.outcome === "failed"),
     },
-    failures: report.results.filter((r) => r.outcome === "failed").map((r) => r.error ?? "unknown").slice(0, 10),
+    failures: [
+      ...report.problems,
+      ...report.results.filter((r) => r.outcome === "failed").map((r) => r.error ?? "unknown"),
+    ].slice(0, 10),
   };
 }
 

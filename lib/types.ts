@@ -37,6 +37,14 @@ export interface Observed {
    * busy flag lags by up to a minute). They count as busy: never removed, not idle, so they are replaced at once.
    */
   busyHints?: readonly string[];
+  /** What the host has free; undefined when LXD could not say (then nothing is refused for capacity). */
+  capacity?: HostCapacity;
+}
+
+/** Free host resources in bytes; a field is undefined when unknown. */
+export interface HostCapacity {
+  memoryFree?: number;
+  diskFree?: number;
 }
 
 /** What the operator asked for; derived from Config by the reconciler. */
@@ -52,4 +60,6 @@ export interface Desired {
   maxRunnerAgeMs: number;
   /** Where runners register now (names.ts scopeOf); instances marked with another scope are draining. */
   scope: string;
+  /** What one new instance of each type takes from the host, in bytes (0: unknown, not checked). */
+  needs?: Record<InstanceType, { memory: number; disk: number }>;
 }

@@ -34,6 +34,29 @@ export function formatDuration(ms: number): string {
 /** LXD's size syntax (limits.memory, disk size): an integer with a decimal or binary unit. */
 const SIZE = /^(\d+)(B|kB|MB|GB|TB|KiB|MiB|GiB|TiB)$/;
 
+const SIZE_FACTOR: Record<string, number> = {
+  B: 1,
+  kB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  KiB: 2 ** 10,
+  MiB: 2 ** 20,
+  GiB: 2 ** 30,
+  TiB: 2 ** 40,
+};
+
+/** Bytes of an LXD size ("7GiB"); 0 for "" (unset). */
+export function sizeBytes(value: string): number {
+  const m = SIZE.exec(value);
+  return m ? Number(m[1]) * SIZE_FACTOR[m[2]] : 0;
+}
+
+/** "7.0 GiB": sizes in messages. */
+export function formatBytes(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}
+
 /** True when LXD would accept `value` as a size such as "7GiB". */
 export function isLxdSize(value: string): boolean {
   return SIZE.test(value) && Number(SIZE.exec(value)![1]) > 0;

@@ -62,6 +62,7 @@ const report = (error?: string): PassReport => ({
   },
   runners: [],
   results: [],
+  problems: [],
   ok: !error,
   error,
 });

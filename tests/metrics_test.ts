@@ -48,6 +48,7 @@ function report(results: ActionResult[], over: Partial<PassReport> = {}): PassRe
       { name: "acme-00000004", bucket: "orphan-registration", busy: false, ageMs: 0 },
     ],
     results,
+    problems: [],
     ok: results.every((r) => r.outcome !== "failed"),
     ...over,
   };

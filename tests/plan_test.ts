@@ -291,3 +291,24 @@ Deno.test("planFlush: idle and booting go, busy only with --busy, other prefixes
     `remove ${n("c")} (flush)`,
   ]);
 });
+
+Deno.test("plan: admission refuses creates the host cannot hold, and says why", () => {
+  const GiB = 2 ** 30;
+  const needs = {
+    container: { memory: 2 * GiB, disk: 0 },
+    "virtual-machine": { memory: 7 * GiB, disk: 10 * GiB },
+  };
+  const observed = { ...obs(), capacity: { memoryFree: 10 * GiB, diskFree: 100 * GiB } };
+  const p = plan(observed, desired({ containers: 2, virtualMachines: 2, needs }), NOW);
+  // In order: container (8 GiB left), VM (1 GiB left), container refused, VM refused.
+  assert.deepEqual(show(p.actions), ["create container", "create virtual-machine"]);
+  assert.deepEqual(p.problems, [
+    "Not creating 1 container runner(s): each needs 2.0 GiB memory, the host has 10.0 GiB memory free",
+    "Not creating 1 virtual-machine runner(s): each needs 7.0 GiB memory and 10.0 GiB disk, the host has 10.0 GiB memory and 100.0 GiB disk free",
+  ]);
+  const unknown = plan(obs(), desired({ containers: 2, virtualMachines: 2, needs }), NOW);
+  assert.equal(unknown.actions.length, 4, "unknown capacity refuses nothing");
+  assert.deepEqual(unknown.problems, []);
+  const noLimits = plan({ ...obs(), capacity: { memoryFree: 0, diskFree: 0 } }, desired({ containers: 1 }), NOW);
+  assert.deepEqual(show(noLimits.actions), ["create container"], "no declared need: not checked");
+});
