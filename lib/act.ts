@@ -34,12 +34,20 @@ export interface ActDeps extends SpawnDeps {
 export async function act(
   deps: ActDeps,
   actions: Action[],
-  opts: { concurrency: number; signal?: AbortSignal },
+  opts: { concurrency: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void },
 ): Promise<ActionResult[]> {
   const removals = actions.filter((a) => a.kind === "remove");
   const creates = actions.filter((a) => a.kind === "create");
-  const run = (a: Action) =>
-    timed(deps.clock, () => a.kind === "remove" ? removeOne(deps, a, opts.signal) : createOne(deps, a, opts.signal), a);
+  let done = 0;
+  const run = async (a: Action) => {
+    const result = await timed(
+      deps.clock,
+      () => a.kind === "remove" ? removeOne(deps, a, opts.signal) : createOne(deps, a, opts.signal),
+      a,
+    );
+    opts.onProgress?.(++done, actions.length);
+    return result;
+  };
   return [...await mapBounded(removals, opts.concurrency, run), ...await mapBounded(creates, opts.concurrency, run)];
 }
 

@@ -35,6 +35,8 @@ export interface PassOptions {
   concurrency?: number;
   /** Runner names webhooks reported busy (see Observed.busyHints). */
   busyHints?: readonly string[];
+  /** After each action: for a progress line on a terminal. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface PassReport {
@@ -167,7 +169,7 @@ async function execute(
       }),
     },
     actions,
-    { concurrency: opts.concurrency ?? 4, signal },
+    { concurrency: opts.concurrency ?? 4, signal, onProgress: opts.onProgress },
   );
   for (const r of results) logResult(deps.log, r);
   return results;

@@ -15,7 +15,11 @@ export async function reconcileCommand(
   const deps = makeDeps(config);
   const report = await withLock(lockPath(config), async () => {
     await loadEtags(deps.github, config.cacheDir);
-    const report = await runPass(deps, config, { flush: opts.flush, signal: io.stop });
+    // A progress line on a terminal only: logs and --json stay quiet.
+    const onProgress = io.isTty && !opts.json
+      ? (done: number, total: number) => io.err(`\r${done}/${total} actions done${done === total ? "\n" : ""}`)
+      : undefined;
+    const report = await runPass(deps, config, { flush: opts.flush, signal: io.stop, onProgress });
     await saveEtags(deps.github, config.cacheDir);
     return report;
   });
