@@ -47,6 +47,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
         const { updateRunnerBinCommand } = await import("./lib/commands/update_runner_bin.ts");
         return await updateRunnerBinCommand(config, io, { from: inv.from });
       }
+      case "image":
+        return await (await import("./lib/commands/image.ts")).imageBuildCommand(config, io, {
+          fromFile: inv.fromFile,
+        });
     }
     throw new UsageError(`Unknown command "${inv.command}"`);
   } catch (e) {

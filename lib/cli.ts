@@ -12,19 +12,25 @@ export const COMMANDS: Record<string, { summary: string; usage: string }> = {
     summary: "refresh the cached runner application (--from FILE imports a tarball)",
     usage: "update-runner-bin [--from FILE]",
   },
+  image: {
+    summary: "build the runner image (image build), or import one (--from-file)",
+    usage: "image build [--base-image ALIAS] [--image-script FILE] [--from-file TARBALL]",
+  },
   version: { summary: "print the version", usage: "version" },
   help: { summary: "usage of the tool or of one command", usage: "help [command]" },
 };
 
 export interface Invocation {
   command: string;
-  /** For `help`: the command asked about. */
+  /** For `help`: the command asked about; for `image`: its subcommand (`build`). */
   topic?: string;
   help: boolean;
   configFile?: string;
   json: boolean;
   busy: boolean;
   from?: string;
+  /** `image build --from-file`: a prebuilt LXD image tarball. */
+  fromFile?: string;
   logLevel?: string;
   /** Config keys given as flags. */
   flags: RawConfig;
@@ -38,7 +44,11 @@ const COMMAND_FLAGS: Record<string, string[]> = {
   json: ["check", "reconcile", "flush"],
   busy: ["flush"],
   from: ["update-runner-bin"],
+  "from-file": ["image"],
 };
+
+/** Commands that take a subcommand, and the subcommands they know. */
+const SUBCOMMANDS: Record<string, string[]> = { image: ["build"] };
 
 export function parseCommandLine(argv: string[]): Invocation {
   const keyOptions = Object.fromEntries(
@@ -57,6 +67,7 @@ export function parseCommandLine(argv: string[]): Invocation {
         help: { type: "boolean", short: "h" },
         busy: { type: "boolean" },
         from: { type: "string" },
+        "from-file": { type: "string" },
         "log-level": { type: "string" },
         token: { type: "string" },
         "webhook-secret": { type: "string" },
@@ -83,7 +94,15 @@ export function parseCommandLine(argv: string[]): Invocation {
       throw new UsageError(`--${flag} does not apply to "${command}" (only to ${commands.join(", ")})`);
     }
   }
-  if (extra.length > 0 || (topic !== undefined && command !== "help")) {
+  const subcommands = SUBCOMMANDS[command];
+  if (subcommands && !(values.help && topic === undefined) && !subcommands.includes(topic ?? "")) {
+    throw new UsageError(
+      topic === undefined
+        ? `"${command}" needs a subcommand: ${subcommands.join(", ")}`
+        : `Unknown subcommand "${topic}" for "${command}" (known: ${subcommands.join(", ")})`,
+    );
+  }
+  if (extra.length > 0 || (topic !== undefined && command !== "help" && !subcommands)) {
     throw new UsageError(`Unexpected argument "${command === "help" ? extra[0] : topic}" for "${command}"`);
   }
   const flags: RawConfig = {};
@@ -99,6 +118,7 @@ export function parseCommandLine(argv: string[]): Invocation {
     json: !!values.json,
     busy: !!values.busy,
     from: values.from as string | undefined,
+    fromFile: values["from-file"] as string | undefined,
     logLevel: values["log-level"] as string | undefined,
     flags,
   };

@@ -48,9 +48,15 @@ export interface Config {
    * every runner instance as LXD `environment.*` keys: the runner application and jobs use the same proxy.
    */
   readonly runnerEnvironment: Readonly<Record<string, string>>;
+  /** `image build`: the image the runner image is built from (a local alias, or `ubuntu:`/`images:` remote). */
+  readonly baseImage: string;
+  /** `image build`: a host script run as root in the builder after the recipe. */
+  readonly imageScript?: string;
+  /** Docker Hub registry mirror written into the image's /etc/docker/daemon.json (https only). */
+  readonly dockerhubMirror?: string;
 }
 
-type Kind = "string" | "count" | "duration" | "labels" | "size" | "path" | "url" | "listen";
+type Kind = "string" | "count" | "duration" | "labels" | "size" | "path" | "url" | "https-url" | "listen";
 interface KeySpec {
   kind: Kind;
   default?: unknown;
@@ -86,6 +92,9 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = Object.freeze({
   "webhook-secret": { kind: "string" },
   "webhook-secret-file": { kind: "path" },
   "state-dir": { kind: "path", default: "/var/lib/github-runner" },
+  "base-image": { kind: "string", default: "ubuntu:24.04" },
+  "image-script": { kind: "path" },
+  "dockerhub-mirror": { kind: "https-url" },
 });
 
 /** Raw values by key, as read from TOML (typed) or flags (strings). */
@@ -157,6 +166,9 @@ export function parseConfig(src: ConfigSources): Config {
     listen: get("listen") as string,
     stateDir: get("state-dir") as string,
     runnerEnvironment: proxyEnvironment(src.proxyEnv ?? {}),
+    baseImage: get("base-image") as string,
+    imageScript: get("image-script") as string | undefined,
+    dockerhubMirror: get("dockerhub-mirror") as string | undefined,
   };
   // Timers beyond a day are surely a typo, and past 24.8 days setTimeout would fire at once.
   for (
@@ -244,6 +256,16 @@ function normalise(key: string, value: unknown): unknown {
     case "url": {
       if (typeof value !== "string" || !/^https?:\/\/[^\s/]+/.test(value)) {
         throw new ConfigError(key, `must be an http(s) URL, got ${shown}`);
+      }
+      return value;
+    }
+    case "https-url": {
+      // Written into a JSON file inside the image: no credentials, quotes or white space.
+      if (typeof value !== "string" || !/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/.test(value)) {
+        throw new ConfigError(
+          key,
+          `must be an https URL without credentials (e.g. "https://mirror.example"), got ${shown}`,
+        );
       }
       return value;
     }

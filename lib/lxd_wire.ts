@@ -124,12 +124,32 @@ export function instanceTypesFrom(environment: Record<string, unknown>): string[
 }
 
 /**
- * The `source` of an instance created from a local image. A 12-64 digit hex string is a (partial) fingerprint, as in
- * `lxc image list`; anything else is an alias.
+ * The `source` of an instance created from an image. `ubuntu:`, `ubuntu-daily:` or `images:` followed by an alias
+ * names an image on that public server (as the lxc CLI spells it); a 12-64 digit hex string is a (partial)
+ * fingerprint, as in `lxc image list`; anything else is a local alias.
  */
 export function imageSource(image: string): Record<string, string> {
+  const remote = /^([a-z-]+):(.+)$/.exec(image);
+  if (remote && remote[1] in IMAGE_REMOTES) {
+    // LXD pulls the image from the simplestreams server and caches it (REST API "mode":"pull"; the public servers
+    // are unreachable from the test hosts, so this path is covered by a unit test of its shape only).
+    return {
+      type: "image",
+      mode: "pull",
+      server: IMAGE_REMOTES[remote[1]],
+      protocol: "simplestreams",
+      alias: remote[2],
+    };
+  }
   return looksLikeFingerprint(image) ? { type: "image", fingerprint: image } : { type: "image", alias: image };
 }
+
+/** The lxc CLI's default remotes (lxc remote list). */
+const IMAGE_REMOTES: Record<string, string> = {
+  ubuntu: "https://cloud-images.ubuntu.com/releases",
+  "ubuntu-daily": "https://cloud-images.ubuntu.com/daily",
+  images: "https://images.lxd.canonical.com",
+};
 
 export function looksLikeFingerprint(image: string): boolean {
   return /^[0-9a-f]{12,64}$/.test(image);
