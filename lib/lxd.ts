@@ -183,13 +183,19 @@ export class LxdClient {
           stopError = e;
         });
     }
-    try {
-      await this.#lxd.operation(call, { method: "DELETE", path });
-    } catch (e) {
-      if (e instanceof LxdError && e.status === 404) return;
-      // The delete operation itself can fail because the instance vanished meanwhile; look before reporting.
-      if ((await this.#lxd.sync(call, { method: "GET", path }).catch(gone)) === GONE) return;
-      throw stopError ?? e;
+    // An instance whose stop (or failed start) is still settling answers "busy running a ... operation" for a
+    // moment (seen on LXD 5.0.2): retry that, about a second apart, within the call's deadline.
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.#lxd.operation(call, { method: "DELETE", path });
+        return;
+      } catch (e) {
+        if (e instanceof LxdError && e.status === 404) return;
+        // The delete operation itself can fail because the instance vanished meanwhile; look before reporting.
+        if ((await this.#lxd.sync(call, { method: "GET", path }).catch(gone)) === GONE) return;
+        if (attempt >= 10 || !/busy running/i.test(String((e as Error).message))) throw stopError ?? e;
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
     }
   }
 

@@ -156,6 +156,8 @@ function instanceConfig(spec: SpawnSpec): Record<string, string> {
     config["limits.cpu"] = String(spec.vm.cpu);
     config["limits.memory"] = spec.vm.memory;
   } else {
+    // Jobs use docker inside the runner; in a container that needs nesting (LXD: security.nesting).
+    config["security.nesting"] = "true";
     if (spec.container.cpu > 0) config["limits.cpu"] = String(spec.container.cpu);
     if (spec.container.memory) config["limits.memory"] = spec.container.memory;
   }
