@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { Daemon, SingleFlight } from "../lib/daemon.ts";
 import type { PassReport } from "../lib/reconcile.ts";
+import { countBuckets } from "../lib/classify.ts";
 
 function gate() {
   let open!: () => void;
@@ -50,16 +51,7 @@ const report = (error?: string): PassReport => ({
   durationMs: 1,
   prefix: "p",
   target: { containers: 1, virtualMachines: 0, maxRunners: 0 },
-  before: {
-    idle: 0,
-    busy: 0,
-    booting: 0,
-    "boot-timeout": 0,
-    stopped: 0,
-    "orphan-registration": 0,
-    vanishing: 0,
-    draining: 0,
-  },
+  before: countBuckets([]),
   runners: [],
   results: [],
   problems: [],
