@@ -5,6 +5,7 @@ import { GithubClient, type ResponseInfo } from "./github.ts";
 import { detectLxdSocket, LxdClient, LxdError } from "./lxd.ts";
 import { logger } from "./log.ts";
 import { hostCapacity } from "./lxd_resources.ts";
+import { LxdImages } from "./lxd_images.ts";
 import type { PassDeps } from "./reconcile.ts";
 
 export interface DepsHooks {
@@ -41,6 +42,11 @@ export function makeDeps(config: Config, hooks: DepsHooks = {}): PassDeps {
     clock: Date.now,
     randomBytes: (n) => crypto.getRandomValues(new Uint8Array(n)),
     capacity: (signal) => hostCapacity(socketPath, { signal }),
+    // An alias can be moved to a rebuilt image; a fingerprint names one image for ever (nothing to rotate).
+    currentImage: (signal) =>
+      /^[0-9a-f]{12,64}$/.test(config.image)
+        ? Promise.resolve(undefined)
+        : new LxdImages({ socketPath }).aliasTarget(config.image, { signal }),
     log,
   };
 }

@@ -101,7 +101,16 @@ export function toInstance(raw: unknown): Instance {
   for (const [key, value] of Object.entries((r.config ?? {}) as Record<string, unknown>)) {
     if (key.startsWith("user.") && typeof value === "string") userKeys[key] = value;
   }
-  return { name: r.name, type: r.type, status: r.status, createdAt, userKeys };
+  // LXD records the fingerprint an instance was created from: rotation compares it with what `image` names now.
+  const base = (r.config as Record<string, unknown> | undefined)?.["volatile.base_image"];
+  return {
+    name: r.name,
+    type: r.type,
+    status: r.status,
+    createdAt,
+    userKeys,
+    ...(typeof base === "string" ? { baseImage: base } : {}),
+  };
 }
 
 export function isInstanceType(value: unknown): value is InstanceType {

@@ -31,6 +31,7 @@ const REMOVE_CAUSES: readonly RemoveCause[] = [
   "surplus",
   "over-cap",
   "max-age",
+  "outdated",
   "boot-timeout",
   "stopped",
   "orphan-registration",

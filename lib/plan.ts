@@ -10,6 +10,7 @@ export type RemoveCause =
   | "surplus"
   | "over-cap"
   | "max-age"
+  | "outdated"
   | "boot-timeout"
   | "stopped"
   | "orphan-registration"
@@ -64,14 +65,21 @@ export function plan(observed: Observed, desired: Desired, now: number): Plan {
 
   // Rotation by age: one aged idle runner per type and pass, so warm runners never all vanish at once. It still
   // counts toward the cap until it is gone (a 422 keeps it), and its replacement comes from the target rule.
+  // The same for runners of an image that `image` no longer names (a rebuilt image): replaced while idle.
   const aged = new Set<string>();
-  if (desired.maxRunnerAgeMs > 0) {
-    for (const type of TYPES) {
-      const oldest = views.filter((v) => v.type === type && v.bucket === "idle" && v.ageMs > desired.maxRunnerAgeMs)
-        .sort((a, b) => b.ageMs - a.ageMs)[0];
-      if (!oldest) continue;
-      aged.add(oldest.name);
-      remove(oldest, "max-age", `instance is ${seconds(oldest.ageMs)}s old, older than max-runner-age`);
+  const current = observed.currentImage;
+  for (const type of TYPES) {
+    const idle = views.filter((v) => v.type === type && v.bucket === "idle")
+      .sort((a, b) => b.ageMs - a.ageMs || a.name.localeCompare(b.name));
+    const outdated = current ? idle.find((v) => v.instance?.baseImage && v.instance.baseImage !== current) : undefined;
+    const old = desired.maxRunnerAgeMs > 0 ? idle.find((v) => v.ageMs > desired.maxRunnerAgeMs) : undefined;
+    if (outdated) {
+      aged.add(outdated.name);
+      const from = outdated.instance!.baseImage!.slice(0, 12);
+      remove(outdated, "outdated", `made from image ${from}, and "image" now names ${current!.slice(0, 12)}`);
+    } else if (old) {
+      aged.add(old.name);
+      remove(old, "max-age", `instance is ${seconds(old.ageMs)}s old, older than max-runner-age`);
     }
   }
 
@@ -177,7 +185,7 @@ export function planFlush(observed: Observed, desired: Desired, now: number, opt
   const { views, actions } = plan(observed, { ...desired, containers: 0, virtualMachines: 0, maxRunners: 0 }, now);
   // Cleanup of broken runners as in any pass; the flush itself takes every idle one, aged or not.
   const flushed: Action[] = actions.filter((a) =>
-    a.kind === "remove" && a.cause !== "surplus" && a.cause !== "max-age"
+    a.kind === "remove" && a.cause !== "surplus" && a.cause !== "max-age" && a.cause !== "outdated"
   );
   for (const v of views) {
     // --busy (the operator's "everything goes", e.g. removing the unit) also takes runners of an old scope.

@@ -23,6 +23,8 @@ export interface PassDeps {
   log: Logger;
   /** What the host has free (admission); optional: tests and callers without it skip admission. */
   capacity?: (signal?: AbortSignal) => Promise<HostCapacity>;
+  /** The fingerprint `image` names now (rotation); optional like capacity. */
+  currentImage?: (signal?: AbortSignal) => Promise<string | undefined>;
 }
 
 export interface PassOptions {
@@ -82,16 +84,17 @@ export function desiredOf(config: Config): Desired {
 }
 
 export async function observe(
-  deps: Pick<PassDeps, "github" | "lxd" | "capacity">,
+  deps: Pick<PassDeps, "github" | "lxd" | "capacity" | "currentImage">,
   signal?: AbortSignal,
 ): Promise<Observed> {
-  const [runners, instances, capacity] = await Promise.all([
+  const [runners, instances, capacity, currentImage] = await Promise.all([
     deps.github.listRunners(signal),
     deps.lxd.listInstances({ signal }),
-    // Capacity is advisory: when LXD cannot say, nothing is refused for it.
+    // Capacity and the current image are advisory: when LXD cannot say, nothing is refused or rotated for them.
     deps.capacity?.(signal).catch(() => undefined),
+    deps.currentImage?.(signal).catch(() => undefined),
   ]);
-  return { runners, instances, capacity };
+  return { runners, instances, capacity, currentImage };
 }
 
 export async function runPass(deps: PassDeps, config: Config, opts: PassOptions = {}): Promise<PassReport> {

@@ -26,6 +26,8 @@ export interface Instance {
   createdAt: number;
   /** The instance's `user.*` config keys (ownership marks); other keys are dropped. */
   userKeys: Record<string, string>;
+  /** The image fingerprint it was created from (LXD's volatile.base_image). */
+  baseImage?: string;
 }
 
 /** What one pass saw. Both lists are complete (all pages) or the pass does not plan at all. */
@@ -39,6 +41,8 @@ export interface Observed {
   busyHints?: readonly string[];
   /** What the host has free; undefined when LXD could not say (then nothing is refused for capacity). */
   capacity?: HostCapacity;
+  /** The fingerprint `image` names now; undefined when unknown (then nothing is rotated for it). */
+  currentImage?: string;
 }
 
 /** Free host resources in bytes; a field is undefined when unknown. */

@@ -65,7 +65,7 @@ Deno.test("requireSuccess carries the failed operation's err", () => {
   });
 });
 
-Deno.test("toInstance keeps only user.* keys and converts created_at to milliseconds", () => {
+Deno.test("toInstance keeps only user.* keys (and the base image), converts created_at to milliseconds", () => {
   const instance = toInstance({
     name: "acme-1",
     type: "container",
@@ -79,6 +79,7 @@ Deno.test("toInstance keeps only user.* keys and converts created_at to millisec
     status: "Running",
     createdAt: Date.UTC(2026, 10, 28, 23, 9, 40, 100),
     userKeys: { "user.prefix": "acme", "user.n": "1" },
+    baseImage: "9791",
   });
   assert.throws(() => toInstance({ name: "x", type: "container", status: "Running" }), LxdError);
 });

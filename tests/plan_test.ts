@@ -35,6 +35,8 @@ function r(
     unmarked?: boolean;
     /** The scope the instance was marked with (default: none, as before scopes were marked). */
     scope?: string;
+    /** The image fingerprint the instance was made from. */
+    image?: string;
   },
 ): Partial<Observed> {
   const name = `${s.prefix ?? P}-${hex.padStart(8, "0")}`;
@@ -47,6 +49,7 @@ function r(
     status: s.lxd ?? "Running",
     createdAt: NOW - (s.ageMin ?? 1) * MIN,
     userKeys: s.unmarked ? {} : { [KEY_PREFIX]: s.prefix ?? P, ...(s.scope ? { [KEY_SCOPE]: s.scope } : {}) },
+    ...(s.image ? { baseImage: s.image } : {}),
   }];
   return { runners, instances };
 }
@@ -141,6 +144,25 @@ const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expe
     observed: obs(r("a", { scope: "https://api.github.com/old", noRunner: true, lxd: "Stopped" })),
     desired: { containers: 0 },
     expect: [`remove ${n("a")} (stopped)`],
+  },
+  {
+    name: "a rebuilt image replaces idle runners of the old one, one per type and pass; busy ones finish",
+    observed: {
+      ...obs(
+        r("a", { image: "old", ageMin: 30 }),
+        r("b", { image: "old", ageMin: 20 }),
+        r("c", { image: "old", busy: true }),
+      ),
+      currentImage: "new",
+    },
+    desired: { containers: 2 },
+    expect: [`remove ${n("a")} (outdated)`, "create container"],
+  },
+  {
+    name: "runners of the current image are not rotated; an unknown current image rotates nothing",
+    observed: { ...obs(r("a", { image: "new" }), r("b", { image: "old" })) },
+    desired: { containers: 2 },
+    expect: [],
   },
   {
     name: "target 0 removes every idle runner and keeps the busy one",
