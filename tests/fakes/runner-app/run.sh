@@ -106,11 +106,16 @@ report() {
 log "Current runner version: '$VERSION'"
 log "Runner '$NAME' (id $ID)"
 attempt=1
+lost=0
 while :; do
   call "/runners/$ID/connect?version=$VERSION" >/dev/null
   rc=$?
   [ $rc -eq 0 ] && break
   [ $rc -eq 3 ] && { echo "The runner's local state is gone." >&2; exit 1; }
+  # An earlier attempt whose answer was lost (timeout, reset) may have connected: the broker then refuses the
+  # single-use JIT configuration with 409, and the session it opened is ours.
+  if [ $rc -eq 2 ] && [ "$lost" = 1 ] && grep -q ' 409 ' "$STATE/error"; then break; fi
+  [ $rc -eq 1 ] && lost=1
   if [ $rc -eq 2 ]; then
     echo "Failed to create a session: the broker refused the connection ($(sed -n 's/.*HTTP/HTTP/p' "$STATE/error"))." >&2
     grep -q ' 409 ' "$STATE/error" && echo "A JIT configuration can be used only once." >&2
