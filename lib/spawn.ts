@@ -39,7 +39,7 @@ export interface SpawnSpec {
 }
 
 export interface SpawnDeps {
-  github: Pick<GithubClient, "generateJitConfig" | "deleteRunner">;
+  github: Pick<GithubClient, "generateJitConfig" | "deleteRunner" | "findRunner">;
   lxd: Pick<LxdClient, "createInstance" | "deleteInstance" | "exec" | "pushFile">;
   /** Resolved lazily: only a spawn into an image without the runner application needs the tarball. */
   runnerApp: () => Promise<RunnerApp>;
@@ -121,6 +121,11 @@ export async function spawnRunner(
     // Clean up with a fresh deadline: the pass's signal may be what failed us.
     const cleanup = AbortSignal.timeout(60_000);
     const failures: string[] = [];
+    if (runnerId === undefined && step === "register with GitHub") {
+      // GitHub has been seen to register a JIT runner and still answer 5xx; the retry then meets 409. The name is
+      // ours alone (fresh random hex), so whatever registration carries it was made by this spawn.
+      runnerId = await deps.github.findRunner(spec.name, cleanup).then((r) => r?.id, () => undefined);
+    }
     if (runnerId !== undefined) {
       await deps.github.deleteRunner(runnerId, cleanup).catch((err) => failures.push(`deregister: ${err.message}`));
     }

@@ -75,7 +75,7 @@ Deno.test("faults: generate-jitconfig fails past the retries: that spawn is clea
   }
 });
 
-Deno.test("faults: GitHub registers a runner but answers 502, the retry meets 409: the next pass leaves no trace", async () => {
+Deno.test("faults: GitHub registers a runner but answers 502, the retry meets 409: the same pass cleans it up", async () => {
   const bed = await openBed({ containers: 2 }, { retryBaseMs: 10 });
   try {
     bed.fake.injectFailure({
@@ -91,8 +91,12 @@ Deno.test("faults: GitHub registers a runner but answers 502, the retry meets 40
     assert.match(failed.error, /failed with 409/, "the retry met the registration the 502 had made");
     const [ok] = created(report);
     assert.ok(!(await bed.instances()).has(failed.name), "the failed spawn's instance was deleted");
+    assert.ok(
+      !bed.fake.runners().some((r) => r.name === failed.name),
+      "the registration the 502 made was found by name and removed in the same pass",
+    );
 
-    // The registration the 502 made is offline and has no instance: the next pass deregisters it and respawns.
+    // The next pass respawns the missing runner; GitHub and LXD agree.
     const next = await bed.pass();
     assert.equal(next.ok, true);
     await bed.fake.waitFor(() => idleRunners(bed).length === 2, { ...WAIT, what: "2 idle runners" });
