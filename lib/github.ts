@@ -210,14 +210,19 @@ export class GithubClient {
     if (this.#scope.kind === "repo") return 1;
     const cached = this.#groupIds.get(group);
     if (cached !== undefined) return cached;
-    const data = await this.#call(`GET ${this.#base}/actions/runner-groups`, { per_page: 100 }, signal) as {
-      runner_groups: { id: number; name: string; default?: boolean }[];
-    };
-    const found = data.runner_groups.find((g) =>
+    const groups: { id: number; name: string; default?: boolean }[] = [];
+    for (let page = 1;; page++) {
+      const data = await this.#call(`GET ${this.#base}/actions/runner-groups`, { per_page: 100, page }, signal) as {
+        runner_groups: { id: number; name: string; default?: boolean }[];
+      };
+      groups.push(...data.runner_groups);
+      if (data.runner_groups.length < 100) break;
+    }
+    const found = groups.find((g) =>
       g.name.toLowerCase() === group.toLowerCase() || (group === "default" && g.default)
     );
     if (!found) {
-      const known = data.runner_groups.map((g) => `"${g.name}"`).join(", ");
+      const known = groups.slice(0, 20).map((g) => `"${g.name}"`).join(", ") + (groups.length > 20 ? ", ..." : "");
       throw new GithubError(
         404,
         `GET ${this.#base}/actions/runner-groups`,

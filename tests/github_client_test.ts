@@ -80,3 +80,17 @@ Deno.test("github client: findRunner asks GitHub by name", async () => {
     await fake.close();
   }
 });
+
+Deno.test("github client: runner groups are found on any page, by name", async () => {
+  const { fake, github } = await setup(0);
+  try {
+    for (let i = 0; i < 120; i++) fake.addRunnerGroup(`group-${i}`);
+    const id = await github.runnerGroupId("group-115");
+    assert.ok(id > 100, `group-115 has id ${id}`);
+    assert.equal(await github.runnerGroupId("default"), 1);
+    await assert.rejects(github.runnerGroupId("nope"), /no runner group "nope"/);
+    assert.deepEqual(fake.violations, []);
+  } finally {
+    await fake.close();
+  }
+});
