@@ -6,27 +6,16 @@
  * to .cache/bench.md. Nothing asserts on time; it fails only when the binary does not do its job.
  */
 import { parseArgs } from "node:util";
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { cpus, loadavg, networkInterfaces, release, tmpdir } from "node:os";
+import { cpus, loadavg, release } from "node:os";
 import { join } from "node:path";
 import { FakeGithub } from "../tests/fakes/github.ts";
-import { detectLxdSocket, LxdClient } from "../lib/lxd.ts";
+import { benchHost, ensureBinary, median, ms, progress, ROOT, whole } from "./bench_common.ts";
 import { mapBounded } from "../lib/act.ts";
 import type { PassReport } from "../lib/reconcile.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const DIST_BIN = join(ROOT, "dist/github-runner-linux-x64");
 const IMAGE = Deno.env.get("GITHUB_RUNNER_TEST_IMAGE") ?? "github-runner-test";
 const TIME = "/usr/bin/time"; // GNU time: the exact peak RSS of a child (apt-get install -y time)
 const CONCURRENCY = 4; // the binary's default spawns in flight (lib/reconcile.ts): the parallel floor does the same
@@ -39,10 +28,6 @@ const { values } = parseArgs({
     passes: { type: "string", default: "5" },
   },
 });
-const whole = (s: string, flag: string) => {
-  if (!/^[1-9]\d*$/.test(s)) throw new Error(`${flag} must be a positive whole number, got "${s}"`);
-  return Number(s);
-};
 const N = whole(values.runners, "--runners"),
   R = whole(values.rounds, "--rounds"),
   K = whole(values.passes, "--passes");
@@ -51,13 +36,7 @@ const COMMAND = ["deno run -A scripts/bench.ts", ...Deno.args].join(" ");
 // Ctrl-C aborts the child and any wait, so the finally below still removes every instance.
 const stop = new AbortController();
 Deno.addSignalListener("SIGINT", () => stop.abort());
-const progress = (msg: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const ms = (x: number) => isNaN(x) ? "—" : x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(x < 10 ? 1 : 0)} ms`;
 const mib = (bytes: number) => isNaN(bytes) ? "—" : `${(bytes / 1048576).toFixed(1)} MiB`;
 const kib = (x: number) => mib(x * 1024);
 const num = (x: number) => isNaN(x) ? "—" : String(x);
@@ -66,20 +45,6 @@ const timed = async (xs: number[], f: () => Promise<unknown>) => {
   await f();
   xs.push(performance.now() - t);
 };
-
-/** Builds the binary when it is missing or older than its sources: timing a stale binary would mislead. */
-function ensureBinary(): string {
-  const mtime = (f: string) => statSync(join(ROOT, f)).mtimeMs;
-  const lib = readdirSync(join(ROOT, "lib"), { recursive: true }).map((f) => `lib/${f}`);
-  const newest = Math.max(...["main.ts", "build.ts", ...lib].filter((f) => f.endsWith(".ts")).map((f) => mtime(f)));
-  const why = !existsSync(DIST_BIN) ? "missing" : statSync(DIST_BIN).mtimeMs < newest ? "older than its sources" : "";
-  if (!why) return "up to date";
-  progress(`${DIST_BIN} is ${why}: deno task build`);
-  const built = new Deno.Command("deno", { args: ["task", "build"], cwd: ROOT, stdout: "inherit", stderr: "inherit" })
-    .outputSync();
-  if (!built.success) throw new Error(`deno task build failed (exit ${built.code})`);
-  return `rebuilt: it was ${why}`;
-}
 
 interface Run {
   ms: number;
@@ -127,16 +92,7 @@ const launch = (name: string) =>
 
 // ---- set-up ----------------------------------------------------------------------------------------------------
 const binaryState = ensureBinary();
-const bridge = networkInterfaces()["lxdbr0"]?.find((a) => a.family === "IPv4")?.address;
-if (!bridge) throw new Error("No IPv4 address on lxdbr0: run scripts/lxd-test-host.sh first");
-const socketPath = detectLxdSocket();
-if (!socketPath) throw new Error("No LXD socket: run scripts/lxd-test-host.sh first");
-const lxd = new LxdClient({ socketPath });
-const prefix = `bench${crypto.randomUUID().replaceAll("-", "").slice(0, 6)}`;
-const tmp = await mkdtemp(join(tmpdir(), "github-runner-bench-"));
-// A private copy: other sessions may rebuild dist/ while this runs, and every figure must come from one binary.
-const bin = join(tmp, "github-runner");
-copyFileSync(DIST_BIN, bin);
+const { bridge, socketPath, lxd, prefix, tmp, bin } = await benchHost("bench");
 const size = statSync(bin).size;
 const sha = createHash("sha256").update(readFileSync(bin)).digest("hex");
 const fake = await FakeGithub.start({ hostname: bridge });

@@ -11,16 +11,14 @@
  * when the service fails at its job: a bounded wait runs out, or SIGTERM does not end it with 0.
  */
 import { parseArgs } from "node:util";
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { createHmac } from "node:crypto";
-import { cpus, loadavg, networkInterfaces, release, tmpdir } from "node:os";
+import { cpus, loadavg, release } from "node:os";
 import { join } from "node:path";
 import { FakeGithub } from "../tests/fakes/github.ts";
-import { detectLxdSocket, LxdClient } from "../lib/lxd.ts";
+import { benchHost, ensureBinary, median, ms, progress, ROOT, whole } from "./bench_common.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-const DIST_BIN = join(ROOT, "dist/github-runner-linux-x64");
 const IMAGE = Deno.env.get("GITHUB_RUNNER_TEST_IMAGE") ?? "github-runner-test";
 const SECRET = "bench-service-webhook-secret";
 const BURST = 200;
@@ -34,10 +32,6 @@ const { values } = parseArgs({
     "steady-seconds": { type: "string", default: "60" },
   },
 });
-const whole = (s: string, flag: string) => {
-  if (!/^[1-9]\d*$/.test(s)) throw new Error(`${flag} must be a positive whole number, got "${s}"`);
-  return Number(s);
-};
 const N = whole(values.runners, "--runners"),
   R = whole(values.rounds, "--rounds"),
   S = whole(values["steady-seconds"], "--steady-seconds");
@@ -46,27 +40,7 @@ const COMMAND = ["deno run -A scripts/bench_service.ts", ...Deno.args].join(" ")
 // Ctrl-C aborts every wait, so the finally below still stops the child and removes every instance.
 const stop = new AbortController();
 Deno.addSignalListener("SIGINT", () => stop.abort());
-const progress = (msg: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const ms = (x: number) => isNaN(x) ? "—" : x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(x < 10 ? 1 : 0)} ms`;
 const num = (x: number) => isNaN(x) ? "—" : String(Math.round(x * 10) / 10);
-
-/** Builds the binary when it is missing or older than its sources: timing a stale binary would mislead. */
-function ensureBinary(): string {
-  const mtime = (f: string) => statSync(join(ROOT, f)).mtimeMs;
-  const lib = readdirSync(join(ROOT, "lib"), { recursive: true }).map((f) => `lib/${f}`);
-  const newest = Math.max(...["main.ts", "build.ts", ...lib].filter((f) => f.endsWith(".ts")).map((f) => mtime(f)));
-  const why = !existsSync(DIST_BIN) ? "missing" : statSync(DIST_BIN).mtimeMs < newest ? "older than its sources" : "";
-  if (!why) return "up to date";
-  progress(`${DIST_BIN} is ${why}: deno task build`);
-  const built = new Deno.Command("deno", { args: ["task", "build"], cwd: ROOT, stdout: "inherit", stderr: "inherit" })
-    .outputSync();
-  if (!built.success) throw new Error(`deno task build failed (exit ${built.code})`);
-  return `rebuilt: it was ${why}`;
-}
 
 /** A port free right now on 127.0.0.1, for the service's `listen`. */
 function freePort(): number {
@@ -250,16 +224,7 @@ async function teardown(phase: string): Promise<void> {
 
 // ---- set-up ----------------------------------------------------------------------------------------------------
 const binaryState = ensureBinary();
-const bridge = networkInterfaces()["lxdbr0"]?.find((a) => a.family === "IPv4")?.address;
-if (!bridge) throw new Error("No IPv4 address on lxdbr0: run scripts/lxd-test-host.sh first");
-const socketPath = detectLxdSocket();
-if (!socketPath) throw new Error("No LXD socket: run scripts/lxd-test-host.sh first");
-const lxd = new LxdClient({ socketPath });
-const prefix = `bsvc${crypto.randomUUID().replaceAll("-", "").slice(0, 6)}`;
-const tmp = await mkdtemp(join(tmpdir(), "github-runner-bench-service-"));
-// A private copy: other sessions may rebuild dist/ while this runs, and every figure must come from one binary.
-const bin = join(tmp, "github-runner");
-copyFileSync(DIST_BIN, bin);
+const { bridge, socketPath, lxd, prefix, tmp, bin } = await benchHost("bsvc");
 mkdirSync(join(ROOT, ".cache"), { recursive: true });
 writeFileSync(LOG, "");
 let fake = await FakeGithub.start({ hostname: bridge });

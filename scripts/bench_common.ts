@@ -1,0 +1,65 @@
+/**
+ * What both benchmarks (scripts/bench.ts, scripts/bench_service.ts) share: argument checks, medians and their
+ * rendering, progress lines, an up-to-date binary, and the test host (LXD, bridge, a private copy of the binary).
+ */
+import { copyFileSync, existsSync, readdirSync, statSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
+import { detectLxdSocket, LxdClient } from "../lib/lxd.ts";
+
+export const ROOT = new URL("..", import.meta.url).pathname;
+export const DIST_BIN = join(ROOT, "dist/github-runner-linux-x64");
+
+export const whole = (s: string, flag: string): number => {
+  if (!/^[1-9]\d*$/.test(s)) throw new Error(`${flag} must be a positive whole number, got "${s}"`);
+  return Number(s);
+};
+
+export const progress = (msg: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+export const ms = (x: number): string =>
+  isNaN(x) ? "—" : x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(x < 10 ? 1 : 0)} ms`;
+
+/** Builds the binary when it is missing or older than its sources: timing a stale binary would mislead. */
+export function ensureBinary(): string {
+  const mtime = (f: string) => statSync(join(ROOT, f)).mtimeMs;
+  const lib = readdirSync(join(ROOT, "lib"), { recursive: true }).map((f) => `lib/${f}`);
+  const newest = Math.max(...["main.ts", "build.ts", ...lib].filter((f) => f.endsWith(".ts")).map((f) => mtime(f)));
+  const why = !existsSync(DIST_BIN) ? "missing" : statSync(DIST_BIN).mtimeMs < newest ? "older than its sources" : "";
+  if (!why) return "up to date";
+  progress(`${DIST_BIN} is ${why}: deno task build`);
+  const built = new Deno.Command("deno", { args: ["task", "build"], cwd: ROOT, stdout: "inherit", stderr: "inherit" })
+    .outputSync();
+  if (!built.success) throw new Error(`deno task build failed (exit ${built.code})`);
+  return `rebuilt: it was ${why}`;
+}
+
+export interface BenchHost {
+  /** The host's address on lxdbr0: where runner containers reach the fake GitHub. */
+  bridge: string;
+  socketPath: string;
+  lxd: LxdClient;
+  /** `<stem><6 hex>`: every instance of the run carries it, so cleanup finds them all. */
+  prefix: string;
+  tmp: string;
+  /** A private copy of the binary: others may rebuild dist/ meanwhile, and every figure must come from one binary. */
+  bin: string;
+}
+
+export async function benchHost(stem: string): Promise<BenchHost> {
+  const bridge = networkInterfaces()["lxdbr0"]?.find((a) => a.family === "IPv4")?.address;
+  if (!bridge) throw new Error("No IPv4 address on lxdbr0: run scripts/lxd-test-host.sh first");
+  const socketPath = detectLxdSocket();
+  if (!socketPath) throw new Error("No LXD socket: run scripts/lxd-test-host.sh first");
+  const prefix = `${stem}${crypto.randomUUID().replaceAll("-", "").slice(0, 6)}`;
+  const tmp = await mkdtemp(join(tmpdir(), `github-runner-${stem}-`));
+  const bin = join(tmp, "github-runner");
+  copyFileSync(DIST_BIN, bin);
+  return { bridge, socketPath, lxd: new LxdClient({ socketPath }), prefix, tmp, bin };
+}
