@@ -119,8 +119,6 @@ export interface ConfigSources {
 
 const NAME = /^(?!\.\.?$)[A-Za-z0-9_.-]+$/;
 const DAY_MS = 86_400_000;
-/** host:port, host being a name, an IPv4 address or a bracketed IPv6 address; port 1-65535 checked where used. */
-const LISTEN = /^([A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):([1-9]\d{0,4})$/;
 
 /** Validates and merges the sources; throws ConfigError naming the first bad key. Never echoes a token. */
 export function parseConfig(src: ConfigSources): Config {
@@ -238,6 +236,25 @@ function proxyEnvironment(env: Record<string, string | undefined>): Record<strin
   return Object.freeze(out);
 }
 
+/**
+ * The `listen` setting: "host:port" (a name or IPv4 address), "[ipv6]:port", or ":port" for every IPv4 interface
+ * (0.0.0.0, as in Go's and Prometheus exporters' convention; write "[::]:port" for IPv6). Empty: no listener (null).
+ */
+export function parseListen(value: string): { hostname: string; port: number } | null {
+  const v = value.trim();
+  if (v === "") return null;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(v);
+  if (!m) {
+    throw new ConfigError(
+      "listen",
+      `"${value}" is not "host:port" (e.g. "127.0.0.1:9464", ":9464", or "[::1]:9464" with brackets for IPv6)`,
+    );
+  }
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) throw new ConfigError("listen", `port ${port} is not between 1 and 65535`);
+  return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
 /** The first label of the host name, lower-cased: a stable, per-host default prefix. */
 export function defaultPrefix(hostname: string): string {
   return hostname.split(".")[0].toLowerCase();
@@ -293,10 +310,8 @@ function normalise(key: string, value: unknown): unknown {
     case "labels":
       return parseLabels(key, value);
     case "listen": {
-      const port = typeof value === "string" ? Number(LISTEN.exec(value)?.[2]) : 0;
-      if (typeof value !== "string" || (value !== "" && !(port >= 1 && port <= 65535))) {
-        throw new ConfigError(key, `must be "host:port" (e.g. "127.0.0.1:9464"), or "" for off, got ${shown}`);
-      }
+      if (typeof value !== "string") throw new ConfigError(key, `must be "host:port", or "" for off, got ${shown}`);
+      parseListen(value);
       return value;
     }
   }

@@ -18,7 +18,6 @@ import {
   WebhookPayloadError,
   WORKFLOW_JOB_ACTIONS,
 } from "./webhook.ts";
-import { ConfigError } from "./errors.ts";
 import { type Logger, logger } from "./log.ts";
 
 export type Handler = (req: Request) => Promise<Response>;
@@ -156,25 +155,6 @@ function text(status: number, message: string, headers: Record<string, string> =
 
 function plain(contentType: string): Record<string, string> {
   return { "content-type": contentType, "cache-control": "no-store" };
-}
-
-/**
- * The `listen` setting: "host:port", "[ipv6]:port", or ":port" for every IPv4 interface (0.0.0.0, as in Go's
- * and Prometheus exporters' convention; write "[::]:port" for IPv6). Empty: no listener (null).
- */
-export function parseListen(value: string): { hostname: string; port: number } | null {
-  const v = value.trim();
-  if (v === "") return null;
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s[\]:/]*)):(\d{1,5})$/.exec(v);
-  if (!m) {
-    throw new ConfigError(
-      "listen",
-      `"${value}" is not "host:port" (e.g. "127.0.0.1:9464", ":9464", or "[::1]:9464" with brackets for IPv6)`,
-    );
-  }
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) throw new ConfigError("listen", `port ${port} is not between 1 and 65535`);
-  return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 
 export interface ServeOptions {

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { connect } from "node:net";
 import { getMetricsFromIterator } from "prom2javascript";
-import { type Health, makeHandler, parseListen, serve, type WorkflowJobEvent } from "../lib/http.ts";
+import { type Health, makeHandler, serve, type WorkflowJobEvent } from "../lib/http.ts";
+import { parseListen } from "../lib/config.ts";
 import { Metrics } from "../lib/metrics.ts";
 import { ConfigError } from "../lib/errors.ts";
 

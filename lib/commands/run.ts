@@ -5,14 +5,14 @@
  * pass in flight finishes, the listener closes, exit 0. SIGHUP: the config is read again (a bad one is refused
  * and the old one kept).
  */
-import type { Config } from "../config.ts";
+import { type Config, parseListen } from "../config.ts";
 import { lockPath, makeDeps } from "../deps.ts";
 import { withLock } from "../lock.ts";
 import { desiredOf, observe, type PassDeps, type PassReport, runPass } from "../reconcile.ts";
 import { plan } from "../plan.ts";
 import { Daemon } from "../daemon.ts";
 import { Metrics } from "../metrics.ts";
-import { type Listener, makeHandler, parseListen, serve } from "../http.ts";
+import { type Listener, makeHandler, serve } from "../http.ts";
 import { jobWaitSeconds } from "../webhook.ts";
 import { SpawnLatency } from "../spawn_latency.ts";
 import { isOwnedName } from "../names.ts";
