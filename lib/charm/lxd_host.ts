@@ -3,7 +3,7 @@
  * present, and the model's proxy reaching the runners. The rest of the tool only ever uses LXD; this is the one
  * place that installs or configures it. Commands and sockets are injected, so tests need neither snap nor root.
  */
-import { unixRequest } from "../unix_http.ts";
+import { LxdConnection, startCall } from "../lxd_operations.ts";
 import { detectLxdSocket, LxdClient } from "../lxd.ts";
 import { CommandError, type CommandRunner } from "./exec.ts";
 import { type Proxy, proxyVariables } from "./context.ts";
@@ -88,35 +88,7 @@ id runner >/dev/null 2>&1 || useradd --create-home --shell /bin/bash runner
 apt-get clean
 `;
 
-async function lxdGet(socket: string, path: string): Promise<unknown> {
-  return (await lxdRaw(socket, "GET", path)).metadata;
-}
-
-async function lxdRaw(
-  socket: string,
-  method: string,
-  path: string,
-  json?: unknown,
-  etag?: string,
-): Promise<{ metadata: unknown; etag?: string }> {
-  const headers: Record<string, string> = json === undefined ? {} : { "content-type": "application/json" };
-  if (etag) headers["if-match"] = etag;
-  const res = await unixRequest(socket, {
-    method,
-    path,
-    headers,
-    body: json === undefined ? undefined : JSON.stringify(json),
-    timeoutMs: 30_000,
-  });
-  const text = new TextDecoder().decode(res.body);
-  let answer: { metadata?: unknown; error?: string } = {};
-  try {
-    answer = JSON.parse(text);
-  } catch {
-    // reported below with the status
-  }
-  if (res.status >= 300) {
-    throw new HostSetupError(`LXD ${method} ${path} failed with ${res.status}: ${answer.error || text.slice(0, 200)}`);
-  }
-  return { metadata: answer.metadata, etag: res.headers["etag"] };
+/** A read of LXD's REST API through the project's one LXD connection (bounded; errors are LxdError). */
+function lxdGet(socket: string, path: string): Promise<unknown> {
+  return new LxdConnection(socket).sync(startCall(`read ${path}`, 30_000), { method: "GET", path });
 }
