@@ -247,7 +247,9 @@ export function parseListen(value: string): { hostname: string; port: number } |
   if (!m) {
     throw new ConfigError(
       "listen",
-      `"${value}" is not "host:port" (e.g. "127.0.0.1:9464", ":9464", or "[::1]:9464" with brackets for IPv6)`,
+      `must be "host:port" (e.g. "127.0.0.1:9464", ":9464", or "[::1]:9464" with brackets for IPv6), or "" for off, got ${
+        JSON.stringify(value)
+      }`,
     );
   }
   const port = Number(m[3]);
