@@ -68,6 +68,12 @@ if [ -n "$missing" ]; then
 fi
 
 # ---- 2. lxcfs (optional, makes /proc/meminfo etc. container-aware) ------------------------
+# An lxcfs whose process died leaves its FUSE mount behind: every stat of it fails with
+# "Transport endpoint is not connected", which breaks mkdir here and LXD's container starts. Unmount it.
+if grep -q ' /var/lib/lxcfs fuse' /proc/mounts && ! stat /var/lib/lxcfs >/dev/null 2>&1; then
+  log "unmounting a dead lxcfs mount at /var/lib/lxcfs"
+  fusermount -u /var/lib/lxcfs 2>/dev/null || umount -l /var/lib/lxcfs
+fi
 if [ -e /dev/fuse ] && ! mountpoint -q /var/lib/lxcfs 2>/dev/null; then
   mkdir -p /var/lib/lxcfs
   setsid nohup /usr/bin/lxcfs /var/lib/lxcfs >"$WORK/lxcfs.log" 2>&1 </dev/null &
