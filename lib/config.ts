@@ -5,6 +5,8 @@
 import { ConfigError } from "./errors.ts";
 import { isLxdSize, parseDuration } from "./units.ts";
 import { validatePrefix } from "./names.ts";
+import { createHash } from "node:crypto";
+import { formatCidr, networkOf, parseCidr } from "./network_policy.ts";
 
 export type Scope = { kind: "org"; org: string } | { kind: "repo"; owner: string; repo: string };
 
@@ -54,15 +56,52 @@ export interface Config {
   readonly imageScript?: string;
   /** Docker Hub registry mirror written into the image's /etc/docker/daemon.json (https only). */
   readonly dockerhubMirror?: string;
+  /**
+   * Runners on their own bridge (`network`) behind an LXD network ACL: not the host (but DHCP and DNS), not each
+   * other, not the denylist. False: runners use the default profile's network, unfenced.
+   */
+  readonly networkPolicy: boolean;
+  /** The runners' LXD bridge (and ACL) name; github-runner creates it. */
+  readonly network: string;
+  /** The bridge's "10.x.y.1/24" when github-runner creates it; undefined: picked from the name. */
+  readonly networkSubnet?: string;
+  /** CIDRs runners must not reach. */
+  readonly denylist: readonly string[];
+  /** IPv6 on the runners' bridge (off: no IPv6 address, no IPv6 destination allowed). */
+  readonly ipv6: boolean;
 }
 
-type Kind = "string" | "count" | "duration" | "labels" | "size" | "path" | "url" | "https-url" | "listen";
+type Kind =
+  | "string"
+  | "count"
+  | "duration"
+  | "labels"
+  | "size"
+  | "path"
+  | "url"
+  | "https-url"
+  | "listen"
+  | "bool"
+  | "cidrs"
+  | "network"
+  | "gateway";
 interface KeySpec {
   kind: Kind;
   default?: unknown;
   /** Mininum for counts. */
   min?: number;
 }
+
+/** Private, shared, link-local (cloud metadata at 169.254.169.254) and unique-local ranges. */
+export const DEFAULT_DENYLIST: readonly string[] = Object.freeze([
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "100.64.0.0/10",
+  "169.254.0.0/16",
+  "fc00::/7",
+  "fe80::/10",
+]);
 
 /** Every key the config file and the command line accept, with its default. The README documents each. */
 export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = Object.freeze({
@@ -95,6 +134,11 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = Object.freeze({
   "base-image": { kind: "string", default: "ubuntu:24.04" },
   "image-script": { kind: "path" },
   "dockerhub-mirror": { kind: "https-url" },
+  "network-policy": { kind: "bool", default: true },
+  "network": { kind: "network" },
+  "network-subnet": { kind: "gateway" },
+  "denylist": { kind: "cidrs", default: DEFAULT_DENYLIST },
+  "ipv6": { kind: "bool", default: false },
 });
 
 /** Raw values by key, as read from TOML (typed) or flags (strings). */
@@ -167,6 +211,11 @@ export function parseConfig(src: ConfigSources): Config {
     baseImage: get("base-image") as string,
     imageScript: get("image-script") as string | undefined,
     dockerhubMirror: get("dockerhub-mirror") as string | undefined,
+    networkPolicy: get("network-policy") as boolean,
+    network: (get("network") as string | undefined) ?? defaultNetwork(namePrefix),
+    networkSubnet: get("network-subnet") as string | undefined,
+    denylist: get("denylist") as string[],
+    ipv6: get("ipv6") as boolean,
   };
   // Timers beyond a day are surely a typo, and past 24.8 days setTimeout would fire at once.
   for (
@@ -257,6 +306,15 @@ export function parseListen(value: string): { hostname: string; port: number } |
   return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 
+/**
+ * The runners' bridge by default: "ghr-" and the prefix, or a hash of a prefix too long for an interface name
+ * (15 characters). One bridge per prefix: two services on one host never rewrite each other's ACL.
+ */
+export function defaultNetwork(prefix: string): string {
+  const name = `ghr-${prefix}`;
+  return name.length <= 15 ? name : `ghr-${createHash("sha256").update(prefix).digest("hex").slice(0, 11)}`;
+}
+
 /** The first label of the host name, lower-cased: a stable, per-host default prefix. */
 export function defaultPrefix(hostname: string): string {
   return hostname.split(".")[0].toLowerCase();
@@ -311,6 +369,43 @@ function normalise(key: string, value: unknown): unknown {
     }
     case "labels":
       return parseLabels(key, value);
+    case "bool": {
+      if (typeof value === "boolean") return value;
+      if (value === "true" || value === "false") return value === "true";
+      throw new ConfigError(key, `must be true or false, got ${shown}`);
+    }
+    case "cidrs": {
+      const items = typeof value === "string" ? value.split(",") : value;
+      if (!Array.isArray(items) || items.some((c) => typeof c !== "string")) {
+        throw new ConfigError(key, `must be a list of CIDRs like ["10.0.0.0/8"], got ${shown}`);
+      }
+      const cidrs = items.map((c: string) => c.trim()).filter((c) => c !== "");
+      const bad = cidrs.find((c) => !parseCidr(c));
+      if (bad !== undefined) {
+        throw new ConfigError(
+          key,
+          `"${bad}" is not a CIDR (an address/length with the host bits zero, e.g. "10.0.0.0/8")`,
+        );
+      }
+      return Object.freeze(cidrs);
+    }
+    case "gateway": {
+      const m = typeof value === "string" ? /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(value) : null;
+      const net = m && networkOf(m[1], Number(m[2]));
+      if (!m || !net || Number(m[2]) < 8 || Number(m[2]) > 30 || formatCidr(net) === `${m[1]}/${m[2]}`) {
+        throw new ConfigError(key, `must be the bridge's IPv4 address and length, like "10.42.0.1/24", got ${shown}`);
+      }
+      return value;
+    }
+    case "network": {
+      if (typeof value !== "string" || !/^[A-Za-z][A-Za-z0-9_-]{0,14}$/.test(value)) {
+        throw new ConfigError(
+          key,
+          `must be an LXD network name: a letter, then letters, digits, "-" or "_", 15 characters at most, got ${shown}`,
+        );
+      }
+      return value;
+    }
     case "listen": {
       if (typeof value !== "string") throw new ConfigError(key, `must be "host:port", or "" for off, got ${shown}`);
       parseListen(value);

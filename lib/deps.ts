@@ -7,6 +7,7 @@ import { logger } from "./log.ts";
 import { hostCapacity } from "./lxd_resources.ts";
 import { LxdImages } from "./lxd_images.ts";
 import type { PassDeps } from "./reconcile.ts";
+import { ensureRunnerNetwork, type RunnerNetworkSpec } from "./runner_network.ts";
 
 export interface DepsHooks {
   /** Every GitHub HTTP exchange (metrics). */
@@ -48,6 +49,28 @@ export function makeDeps(config: Config, hooks: DepsHooks = {}): PassDeps {
         ? Promise.resolve(undefined)
         : new LxdImages({ socketPath }).aliasTarget(config.image, { signal }),
     log,
+    network: config.networkPolicy
+      ? (signal) => ensureRunnerNetwork(socketPath, runnerNetworkSpec(config), { signal }).then((r) => r.changes)
+      : undefined,
+  };
+}
+
+/** The fence of config: what the runners' bridge and ACL must look like. */
+export function runnerNetworkSpec(config: Config): RunnerNetworkSpec {
+  const env = config.runnerEnvironment;
+  const proxies = ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"]
+    .filter((name) => env[name])
+    .map((name) => ({ url: /^[a-z]+:\/\//i.test(env[name]) ? env[name] : `http://${env[name]}`, why: name }));
+  return {
+    name: config.network,
+    subnet: config.networkSubnet,
+    ipv6: config.ipv6,
+    denylist: config.denylist,
+    needs: [
+      { url: config.githubApiUrl, why: "github-api-url" },
+      ...proxies,
+      ...(config.dockerhubMirror ? [{ url: config.dockerhubMirror, why: "dockerhub-mirror" }] : []),
+    ],
   };
 }
 

@@ -25,6 +25,11 @@ export interface PassDeps {
   capacity?: (signal?: AbortSignal) => Promise<HostCapacity>;
   /** The fingerprint `image` names now (rotation); optional like capacity. */
   currentImage?: (signal?: AbortSignal) => Promise<string | undefined>;
+  /**
+   * Creates or corrects the runners' fenced network (lib/runner_network.ts) before anything is spawned; undefined
+   * when network-policy is off. Returns what it changed, for the log.
+   */
+  network?: (signal?: AbortSignal) => Promise<string[]>;
 }
 
 export interface PassOptions {
@@ -129,8 +134,20 @@ export async function runPass(deps: PassDeps, config: Config, opts: PassOptions 
     const p = plan(observed, desired, deps.clock());
     if (!opts.flush) fillBefore(report, p.views);
     report.problems = p.problems;
-    for (const problem of p.problems) deps.log.warning("{problem}", { problem });
-    report.results.push(...await execute(deps, config, p.actions, runnerApp, opts, signal));
+    let actions = p.actions;
+    if (deps.network) {
+      // Every pass, so a changed denylist or host address reaches running runners too. Fail closed: without the
+      // fence in place no runner is made (removals still go ahead).
+      const problem = await deps.network(signal).then((changes) => {
+        for (const change of changes) deps.log.info("Runner network: {change}", { change });
+      }, (e) => `Cannot prepare the runners' network, so no runner is created: ${(e as Error).message ?? e}`);
+      if (problem) {
+        report.problems.push(problem);
+        actions = actions.filter((a) => a.kind !== "create");
+      }
+    }
+    for (const problem of report.problems) deps.log.warning("{problem}", { problem });
+    report.results.push(...await execute(deps, config, actions, runnerApp, opts, signal));
   } catch (e) {
     report.error = (e as Error).message ?? String(e);
     deps.log.error("Pass stopped: {error}", { error: report.error });
@@ -169,6 +186,7 @@ async function execute(
         vm: { cpu: config.vmCpu, memory: config.vmMemory, disk: config.vmDisk },
         container: { cpu: config.containerCpu, memory: config.containerMemory },
         environment: config.runnerEnvironment,
+        network: config.networkPolicy ? config.network : undefined,
       }),
     },
     actions,

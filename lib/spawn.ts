@@ -36,6 +36,8 @@ export interface SpawnSpec {
   container: { cpu: number; memory: string };
   /** Environment variables every process of the instance gets (the proxy). */
   environment: Readonly<Record<string, string>>;
+  /** The runners' fenced bridge (lib/runner_network.ts); undefined: the default profile's NIC. */
+  network?: string;
 }
 
 export interface SpawnDeps {
@@ -80,9 +82,7 @@ export async function spawnRunner(
       ephemeral: true,
       start: true,
       config: instanceConfig(spec),
-      ...(spec.type === "virtual-machine"
-        ? { devices: { root: { type: "disk", path: "/", pool: "default", size: spec.vm.disk } } }
-        : {}),
+      devices: instanceDevices(spec),
     }, { signal, timeoutMs: SLOW_STEP_MS });
     created = true;
 
@@ -152,6 +152,16 @@ export function runnerLabels(
 
 function hostArchLabel(): string {
   return process.arch === "arm64" ? "arm64" : "x64";
+}
+
+function instanceDevices(spec: SpawnSpec): Record<string, Record<string, string>> {
+  const devices: Record<string, Record<string, string>> = {};
+  if (spec.type === "virtual-machine") devices.root = { type: "disk", path: "/", pool: "default", size: spec.vm.disk };
+  // Port isolation: this NIC cannot talk to any other isolated port of the bridge, i.e. to other runners.
+  if (spec.network) {
+    devices.eth0 = { type: "nic", name: "eth0", network: spec.network, "security.port_isolation": "true" };
+  }
+  return devices;
 }
 
 function instanceConfig(spec: SpawnSpec): Record<string, string> {

@@ -137,3 +137,50 @@ Deno.test("config: container limits are optional and validated", () => {
     /"container-memory"/,
   );
 });
+
+Deno.test("config: the network fence is on by default, on a bridge named after the prefix", () => {
+  const c = parseConfig({ ...base, file: { path: "acme" } });
+  assert.equal(c.networkPolicy, true);
+  assert.equal(c.network, "ghr-runner-host");
+  assert.equal(c.ipv6, false);
+  assert.equal(c.networkSubnet, undefined);
+  assert.ok(c.denylist.includes("10.0.0.0/8") && c.denylist.includes("169.254.0.0/16"));
+  const long = parseConfig({ ...base, file: { path: "acme", "name-prefix": "a-rather-long-prefix" } });
+  assert.match(long.network, /^ghr-[0-9a-f]{11}$/, "an interface name has at most 15 characters");
+  const other = parseConfig({ ...base, file: { path: "acme", "name-prefix": "a-rather-long-prefiy" } });
+  assert.notEqual(other.network, long.network, "two long prefixes get two bridges");
+  const flags = parseConfig({
+    ...base,
+    file: { path: "acme" },
+    flags: { "network-policy": "false", denylist: "192.0.2.0/24, 2001:db8::/32", ipv6: "true" },
+  });
+  assert.deepEqual([flags.networkPolicy, flags.ipv6, [...flags.denylist]], [false, true, [
+    "192.0.2.0/24",
+    "2001:db8::/32",
+  ]]);
+  assert.deepEqual([...parseConfig({ ...base, file: { path: "acme", denylist: [] } }).denylist], []);
+});
+
+Deno.test("config: a bad fence setting is one error naming the key", () => {
+  const bad: [string, unknown, RegExp][] = [
+    ["denylist", ["10.0.0.1/8"], /Invalid config "denylist": "10\.0\.0\.1\/8" is not a CIDR/],
+    ["denylist", "10.0.0.0/33", /"denylist": "10\.0\.0\.0\/33" is not a CIDR/],
+    ["network", "has space", /Invalid config "network": must be an LXD network name/],
+    ["network", "sixteen-chars-xx", /"network": must be an LXD network name/],
+    ["network-subnet", "10.42.0.0/24", /"network-subnet": must be the bridge's IPv4 address and length/],
+    ["network-subnet", "10.42.0.1", /"network-subnet"/],
+    ["network-policy", "yes", /Invalid config "network-policy": must be true or false, got "yes"/],
+    ["ipv6", 1, /Invalid config "ipv6": must be true or false/],
+  ];
+  for (const [key, value, message] of bad) {
+    assert.throws(() => parseConfig({ ...base, file: { path: "acme", [key]: value } }), (e: Error) => {
+      assert.ok(e instanceof ConfigError, `${key}: ${e}`);
+      assert.match(e.message, message);
+      return true;
+    });
+  }
+  assert.equal(
+    parseConfig({ ...base, file: { path: "acme", "network-subnet": "10.42.0.1/24" } }).networkSubnet,
+    "10.42.0.1/24",
+  );
+});

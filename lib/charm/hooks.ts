@@ -9,11 +9,13 @@ import { readState } from "../state_file.ts";
 import { VERSION } from "../version.ts";
 import { detectLxdSocket } from "../lxd.ts";
 import type { Config } from "../config.ts";
-import { ensureImage, ensureLxd } from "./lxd_host.ts";
+import { ensureLxd } from "./lxd_host.ts";
+import { LxdClient } from "../lxd.ts";
+import { buildConfiguredImage } from "../commands/image.ts";
 import { readPreviousConfig } from "./options.ts";
 import { removeRunners } from "./runners.ts";
+import { removeRunnerNetwork } from "../runner_network.ts";
 import {
-  hostRelease,
   installService,
   isInstalled,
   markInstalled,
@@ -35,9 +37,12 @@ export const HOOKS: Record<string, (unit: Unit) => Promise<void>> = {
   remove: removeAll,
 };
 
-/** LXD present and initialised, the image there, the service written; then the configuration (config-changed). */
+/**
+ * LXD present and initialised, the service written; then the configuration (config-changed), which also builds the
+ * runner image when it is missing.
+ */
 async function install(unit: Unit): Promise<void> {
-  const { tools, ctx } = unit;
+  const { tools } = unit;
   await tools.applicationVersionSet(VERSION);
   const progress = (m: string) => tools.statusSet("maintenance", m);
   await progress("Checking LXD");
@@ -46,11 +51,7 @@ async function install(unit: Unit): Promise<void> {
     ? options["lxd-socket"]
     : undefined;
   const deps = { run: unit.run, detectSocket: () => detectLxdSocket(), progress };
-  const socket = await ensureLxd(socketOption, deps);
-  await progress("Checking the runner image");
-  const image = typeof options.image === "string" && options.image ? options.image : "github-runner";
-  const built = await ensureImage(socket, image, { deps, release: await hostRelease(), proxy: ctx.proxy });
-  if (built === "built") await tools.log("INFO", `Built the runner image "${image}"`);
+  await ensureLxd(socketOption, deps);
   await installService(unit);
   await markInstalled(unit);
   await configure(unit);
@@ -76,6 +77,7 @@ async function configure(unit: Unit): Promise<void> {
   await writeUnitFiles(unit, resolved);
   await installService(unit);
   if (!(await cacheRunnerApp(unit, config))) return;
+  if (!(await ensureRunnerImage(unit, config))) return;
   await tools.statusSet("maintenance", "Restarting the service");
   await unit.service.restart();
   await tools.statusSet("active", "Service started: the first pass is under way");
@@ -122,6 +124,37 @@ async function cacheRunnerApp(unit: Unit, config: Config): Promise<boolean> {
     }
     await unit.tools.log("WARNING", `The runner application is not cached yet (the service will retry): ${message}`);
     return true;
+  }
+}
+
+/**
+ * A missing runner image is built like `github-runner image build` does it (lib/image_build.ts: the recipe, the
+ * baked runner application, the proof before the alias moves). An existing one is left alone: `image build` on the
+ * host, or `juju attach`-ing a new binary, replaces it. False after setting Blocked.
+ */
+async function ensureRunnerImage(unit: Unit, config: Config): Promise<boolean> {
+  const socket = config.lxdSocket ?? detectLxdSocket();
+  if (!socket) return true; // the service reports a missing LXD on its own
+  const signal = AbortSignal.any([unit.signal, AbortSignal.timeout(60 * 60_000)]);
+  if (await new LxdClient({ socketPath: socket }).imageExists(config.image, { signal })) return true;
+  const runnerApp = await cachedRunnerApp(config.cacheDir, runnerArch(process.arch));
+  const blocked = async (message: string) => {
+    await unit.tools.statusSet("blocked", message);
+    await unit.tools.log("ERROR", message);
+    return false;
+  };
+  if (!runnerApp) {
+    return await blocked(
+      `The runner image "${config.image}" is missing and cannot be built before the runner application is downloaded`,
+    );
+  }
+  await unit.tools.statusSet("maintenance", `Building the runner image "${config.image}" from "${config.baseImage}"`);
+  try {
+    const built = await buildConfiguredImage(config, socket, { signal, runnerApp: () => Promise.resolve(runnerApp) });
+    await unit.tools.log("INFO", `Built the runner image "${config.image}": ${built.fingerprint.slice(0, 12)}`);
+    return true;
+  } catch (e) {
+    return await blocked(`Cannot build the runner image "${config.image}": ${(e as Error).message}`);
   }
 }
 
@@ -184,6 +217,11 @@ async function removeAll(unit: Unit): Promise<void> {
     const r = await removeRunners(config, { busy: true, signal: unit.signal });
     const failed = r.failed.length ? `; ${r.failed.length} failed: ${r.failed[0]}` : "";
     await tools.log(r.failed.length ? "WARNING" : "INFO", `Removed ${r.removed} runners${failed}`);
+    if (config.networkPolicy) {
+      const socket = config.lxdSocket ?? detectLxdSocket();
+      const removed = socket && await removeRunnerNetwork(socket, config.network).catch(() => false);
+      if (removed) await tools.log("INFO", `Removed the runners' network "${config.network}"`);
+    }
   }
   await unit.service.remove();
   await removeUnitFiles(unit);

@@ -31,6 +31,12 @@ const SAME_NAME = [
   "lxd-socket",
   "watch-interval",
   "listen",
+  "network-policy",
+  "network-subnet",
+  "denylist",
+  "ipv6",
+  "base-image",
+  "dockerhub-mirror",
 ];
 
 /** Keys of the secret named by token-secret-id. */

@@ -2,7 +2,7 @@
  * One Juju unit's view of itself: its context, hook tools, host commands and service, and the files it keeps
  * (config 0600 in a 0700 folder, proxy environment 0600, the install marker). Shared by hooks and actions.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { ConfigError } from "../errors.ts";
 import { type CharmContext, proxyVariables } from "./context.ts";
 import type { CommandRunner } from "./exec.ts";
@@ -74,10 +74,4 @@ export async function markInstalled(unit: Unit): Promise<void> {
 export async function removeUnitFiles(unit: Unit): Promise<void> {
   const { paths } = unit.ctx;
   for (const dir of [paths.configDir, paths.stateDir, paths.cacheDir]) await rm(dir, { recursive: true, force: true });
-}
-
-/** The host's Ubuntu release ("24.04"): the runner image is built from the same one. */
-export async function hostRelease(osRelease = "/etc/os-release"): Promise<string> {
-  const text = await readFile(osRelease, "utf8").catch(() => "");
-  return /^VERSION_ID="?([0-9.]+)"?$/m.exec(text)?.[1] ?? "24.04";
 }

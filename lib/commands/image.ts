@@ -7,7 +7,7 @@ import { statSync } from "node:fs";
 import type { Config } from "../config.ts";
 import { ConfigError, UsageError } from "../errors.ts";
 import { GithubClient } from "../github.ts";
-import { buildImage, type ImageDeps, importImage } from "../image_build.ts";
+import { buildImage, type ImageDeps, type ImageResult, importImage } from "../image_build.ts";
 import { withLock } from "../lock.ts";
 import { logger } from "../log.ts";
 import { detectLxdSocket, LxdClient } from "../lxd.ts";
@@ -24,23 +24,42 @@ export async function imageBuildCommand(config: Config, io: Io, opts: { fromFile
   if (opts.fromFile !== undefined && !isFile(opts.fromFile)) {
     throw new UsageError(`Cannot import "${opts.fromFile}" (--from-file): it is not a readable file`);
   }
+  const started = performance.now();
+  const result = await buildConfiguredImage(config, socketPath, {
+    signal: io.stop,
+    fromFile: opts.fromFile,
+    runnerApp: opts.fromFile ? undefined : () => resolveRunnerApp(config, io.stop),
+  });
+  const seconds = ((performance.now() - started) / 1000).toFixed(0);
+  io.out(
+    `Image "${config.image}" is now ${result.fingerprint.slice(0, 12)} (${seconds} s)` +
+      (result.previous ? `; the previous one is kept as "${config.image}-previous"\n` : "\n"),
+  );
+  return 0;
+}
+
+/**
+ * Builds (or with fromFile imports) the image `config.image` names, proven before the alias moves: the one way to
+ * make a runner image, for `image build` and the charm alike. One build at a time per cache-dir: a second one would
+ * delete the first one's builder as a leftover.
+ */
+export async function buildConfiguredImage(
+  config: Config,
+  socketPath: string,
+  opts: { signal: AbortSignal; fromFile?: string; runnerApp?: () => Promise<RunnerApp> },
+): Promise<ImageResult> {
   const log = logger("image");
-  const deps: ImageDeps = {
-    lxd: new LxdClient({ socketPath }),
-    images: new LxdImages({ socketPath }),
-    log,
-  };
+  const deps: ImageDeps = { lxd: new LxdClient({ socketPath }), images: new LxdImages({ socketPath }), log };
   const target = {
     image: config.image,
     namePrefix: config.namePrefix,
     environment: config.runnerEnvironment,
-    signal: io.stop,
+    signal: opts.signal,
   };
-  const started = performance.now();
-  // One build at a time per cache-dir: a second one would delete the first one's builder as a leftover.
-  const result = await withLock(join(config.cacheDir, "image-build.lock"), async () => {
+  return await withLock(join(config.cacheDir, "image-build.lock"), async () => {
     if (opts.fromFile) return await importImage(deps, { ...target, file: opts.fromFile });
-    const runnerApp = await resolveRunnerApp(config, io.stop);
+    if (!opts.runnerApp) throw new TypeError("Cannot build an image: no runner application to bake in");
+    const runnerApp = await opts.runnerApp();
     log.info("Baking the runner application {file} into the image", { file: runnerApp.filename });
     return await buildImage(deps, {
       ...target,
@@ -50,12 +69,6 @@ export async function imageBuildCommand(config: Config, io: Io, opts: { fromFile
       dockerhubMirror: config.dockerhubMirror,
     });
   });
-  const seconds = ((performance.now() - started) / 1000).toFixed(0);
-  io.out(
-    `Image "${config.image}" is now ${result.fingerprint.slice(0, 12)} (${seconds} s)` +
-      (result.previous ? `; the previous one is kept as "${config.image}-previous"\n` : "\n"),
-  );
-  return 0;
 }
 
 /** GitHub's current runner application (verified into the cache), or the newest cached one when GitHub is away. */

@@ -10,6 +10,9 @@ import { detectLxdSocket, LxdClient } from "../../lib/lxd.ts";
 import { KEY_PREFIX } from "../../lib/names.ts";
 import { bridgeAddress, TEST_IMAGE } from "../integration/harness.ts";
 import { compiledBinary, JujuUnit } from "./juju_unit.ts";
+import { defaultNetwork } from "../../lib/config.ts";
+import { removeRunnerNetwork } from "../../lib/runner_network.ts";
+import { GONE, gone, LxdConnection, startCall } from "../../lib/lxd_operations.ts";
 
 const WAIT = { timeoutMs: 90_000 };
 
@@ -93,14 +96,38 @@ Deno.test("charm on real LXD: two units reconcile, flush, change path and stop w
       assert.deepEqual(u1.status(), { status: "active", message: "Service started: the first pass is under way" });
     });
 
+    await t.step(
+      "a missing image is built the way `image build` builds; a base it cannot use blocks the unit",
+      async () => {
+        // The busybox test image has no apt: the recipe fails within seconds, and the unit must say so and clean up.
+        const image = `${app}-missing`;
+        u1.setConfig({ ...base, path: "acme-2", containers: 2, listen: "", image, "base-image": TEST_IMAGE });
+        const run = await u1.hook("config-changed");
+        assert.equal(run.code, 0, run.stderr);
+        const status = u1.status() ?? { status: "none", message: "" };
+        assert.equal(status.status, "blocked");
+        assert.match(status.message, new RegExp(`^Cannot build the runner image "${image}": `));
+        assert.ok(run.calls.some((c) => c.tool === "status-set" && c.args[1]?.startsWith(`Building the runner image`)));
+        const names = (await lxd.listInstances()).map((i) => i.name);
+        assert.ok(!names.some((n) => n.startsWith(`${app}-1-image-`)), `no builder or test instance left: ${names}`);
+        assert.equal(await lxd.imageExists(image), false, "no unproven image under the alias");
+        u1.setConfig({ ...base, path: "acme-2", containers: 2, listen: "" });
+        assert.equal((await u1.hook("config-changed")).code, 0);
+        assert.deepEqual(u1.status(), { status: "active", message: "Service started: the first pass is under way" });
+      },
+    );
+
     await t.step("stop on unit 1 leaves unit 0's runners alone; stop on unit 0 removes them", async () => {
       await u0.action("reconcile-runners");
       const zero = await instancesOf(0);
       assert.equal(zero.length, 1);
       await u1.action("reconcile-runners");
       assert.equal((await instancesOf(1)).length, 2);
+      assert.ok(await networkExists(defaultNetwork(`${app}-1`)), "unit 1's runners have their fenced bridge");
       assert.equal((await u1.hook("stop")).code, 0);
       assert.deepEqual(await instancesOf(1), []);
+      assert.equal(await networkExists(defaultNetwork(`${app}-1`)), false, "stop removed unit 1's bridge");
+      assert.ok(await networkExists(defaultNetwork(`${app}-0`)), "and left unit 0's");
       assert.deepEqual(await instancesOf(0), zero);
       assert.equal((await u0.hook("stop")).code, 0);
       assert.deepEqual(await instancesOf(0), []);
@@ -110,7 +137,16 @@ Deno.test("charm on real LXD: two units reconcile, flush, change path and stop w
   } finally {
     const left = (await lxd.listInstances()).filter((i) => i.name.startsWith(`${app}-`));
     await Promise.all(left.map((i) => lxd.deleteInstance(i.name).catch(() => {})));
+    for (const n of [0, 1]) await removeRunnerNetwork(socket, defaultNetwork(`${app}-${n}`)).catch(() => {});
     for (const u of units) u.close();
     await fake.close();
+  }
+
+  async function networkExists(name: string): Promise<boolean> {
+    const found = await new LxdConnection(socket).sync(startCall(`read network "${name}"`, 10_000), {
+      method: "GET",
+      path: `/1.0/networks/${name}`,
+    }).catch(gone);
+    return found !== GONE;
   }
 });

@@ -50,7 +50,6 @@ Deno.test("dispatch: install on a prepared host writes the service and starts it
     const statuses = run.calls.filter((c) => c.tool === "status-set").map((c) => `${c.args[0]}: ${c.args[1]}`);
     assert.deepEqual(statuses, [
       "maintenance: Checking LXD",
-      "maintenance: Checking the runner image",
       "maintenance: Downloading the runner application",
       "maintenance: Restarting the service",
       "active: Service started: the first pass is under way",

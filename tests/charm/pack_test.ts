@@ -90,6 +90,8 @@ Deno.test("pack: every option but the token's secret is a config key, and the de
     const cli = CONFIG_KEYS[name].default;
     if (cli !== undefined && !Array.isArray(cli)) {
       assert.equal(o.default, cli, `${name}: default differs from the CLI's`);
+    } else if (Array.isArray(cli) && cli.length > 0) {
+      assert.equal(o.default, cli.join(","), `${name}: default differs from the CLI's`);
     }
     if (o.default !== "" && o.default !== undefined) file[name] = o.default;
   }

@@ -11,7 +11,7 @@ import { charmContext, parseDispatchPath } from "../../lib/charm/context.ts";
 import { HookTools } from "../../lib/charm/hook_tools.ts";
 import { offsetPort, resolveConfig, withTargets } from "../../lib/charm/options.ts";
 import { Service, unitFileText } from "../../lib/charm/systemd.ts";
-import { ensureImage, ensureLxd } from "../../lib/charm/lxd_host.ts";
+import { ensureLxd } from "../../lib/charm/lxd_host.ts";
 import { FakeLxd } from "./fake_lxd.ts";
 
 const ctx = charmContext(["hooks/install", "/res/github-runner"], { JUJU_UNIT_NAME: "github-runner/3" }, "/r");
@@ -113,7 +113,7 @@ Deno.test("systemd: the unit runs the binary on the unit's config; daemon-reload
   ]);
 });
 
-Deno.test("lxd host: installs and initialises LXD when needed, builds a missing image, owns only its proxy keys", async () => {
+Deno.test("lxd host: installs and initialises LXD when needed, owns only its proxy keys", async () => {
   const lxd = await FakeLxd.start();
   try {
     const commands: string[] = [];
@@ -137,20 +137,6 @@ Deno.test("lxd host: installs and initialises LXD when needed, builds a missing 
     delete lxd.state.profile.devices.root;
     await assert.rejects(ensureLxd(lxd.socketPath, deps), /has no root disk/);
     lxd.state.profile.devices.root = { type: "disk", path: "/", pool: "default" };
-
-    commands.length = 0;
-    const proxy = { http: "", https: "http://p:3128", noProxy: "" };
-    assert.equal(await ensureImage(lxd.socketPath, "github-runner", { deps, release: "24.04", proxy }), "built");
-    assert.deepEqual(commands.map((c) => c.split(" -- ")[0]), [
-      "lxc delete --force github-runner-build",
-      "lxc launch ubuntu:24.04 github-runner-build",
-      "lxc exec github-runner-build --env HTTPS_PROXY=http://p:3128 --env https_proxy=http://p:3128",
-      "lxc stop github-runner-build",
-      "lxc publish github-runner-build --alias github-runner",
-      "lxc delete --force github-runner-build",
-    ]);
-    lxd.state.images.add("github-runner");
-    assert.equal(await ensureImage(lxd.socketPath, "github-runner", { deps, release: "24.04", proxy }), "present");
   } finally {
     await lxd.close();
   }

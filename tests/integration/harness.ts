@@ -15,6 +15,7 @@ import { logger, setupLogging } from "../../lib/log.ts";
 import { KEY_PREFIX, runnerName } from "../../lib/names.ts";
 import { type PassOptions, type PassReport, runPass } from "../../lib/reconcile.ts";
 import type { PassDeps } from "../../lib/reconcile.ts";
+import { removeRunnerNetwork } from "../../lib/runner_network.ts";
 
 export const TEST_IMAGE = Deno.env.get("GITHUB_RUNNER_TEST_IMAGE") ?? "github-runner-test";
 
@@ -82,6 +83,8 @@ export async function openBed(file: RawConfig, opts: BedOptions = {}): Promise<B
         "name-prefix": prefix,
         "cache-dir": cacheDir,
         "lxd-socket": socketPath,
+        // Off unless a test is about the fence: each fenced bed gets a bridge of its own (tests/integration/network_test.ts).
+        "network-policy": false,
         ...file,
         ...over,
       },
@@ -96,6 +99,7 @@ export async function openBed(file: RawConfig, opts: BedOptions = {}): Promise<B
     pass: (passOpts) => runPass(bed.deps, bed.config, passOpts),
     reconfigure(over) {
       bed.config = make(over);
+      bed.deps = { ...bed.deps, network: makeDeps(bed.config).network };
     },
     async instances() {
       const all = await lxd.listInstances();
@@ -116,6 +120,8 @@ export async function openBed(file: RawConfig, opts: BedOptions = {}): Promise<B
     async close() {
       const leftovers = [...new Set([...(await bed.instances()).keys(), ...created])];
       await Promise.all(leftovers.map((name) => lxd.deleteInstance(name).catch(() => {})));
+      // Also when the bed's own config has no fence: a binary run from the bed's prefix makes the default one.
+      await removeRunnerNetwork(socketPath, bed.config.network).catch(() => {});
       await fake.close();
       await rm(cacheDir, { recursive: true, force: true });
     },
