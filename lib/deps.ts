@@ -50,7 +50,8 @@ export function makeDeps(config: Config, hooks: DepsHooks = {}): PassDeps {
         : new LxdImages({ socketPath }).aliasTarget(config.image, { signal }),
     log,
     network: config.networkPolicy
-      ? (signal) => ensureRunnerNetwork(socketPath, runnerNetworkSpec(config), { signal }).then((r) => r.changes)
+      ? (signal, opts) =>
+        ensureRunnerNetwork(socketPath, runnerNetworkSpec(config), { signal, ...opts }).then((r) => r.changes)
       : undefined,
   };
 }

@@ -29,7 +29,7 @@ export interface PassDeps {
    * Creates or corrects the runners' fenced network (lib/runner_network.ts) before anything is spawned; undefined
    * when network-policy is off. Returns what it changed, for the log.
    */
-  network?: (signal?: AbortSignal) => Promise<string[]>;
+  network?: (signal: AbortSignal, opts: { createMissing: boolean }) => Promise<string[]>;
 }
 
 export interface PassOptions {
@@ -138,7 +138,8 @@ export async function runPass(deps: PassDeps, config: Config, opts: PassOptions 
     if (deps.network) {
       // Every pass, so a changed denylist or host address reaches running runners too. Fail closed: without the
       // fence in place no runner is made (removals still go ahead).
-      const problem = await deps.network(signal).then((changes) => {
+      const createMissing = actions.some((a) => a.kind === "create");
+      const problem = await deps.network(signal, { createMissing }).then((changes) => {
         for (const change of changes) deps.log.info("Runner network: {change}", { change });
       }, (e) => `Cannot prepare the runners' network, so no runner is created: ${(e as Error).message ?? e}`);
       if (problem) {

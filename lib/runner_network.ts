@@ -31,6 +31,8 @@ export interface RunnerNetworkSpec {
 
 export interface EnsureOptions {
   signal?: AbortSignal;
+  /** False: only correct a bridge that exists (a pass that creates no runner has no use for a new one). Default true. */
+  createMissing?: boolean;
   /** Default: every address of every interface of this host. */
   hostAddresses?: () => string[];
   /** Default: the system resolver, 5 s at most per name. */
@@ -59,6 +61,7 @@ export async function ensureRunnerNetwork(
   // 0. Someone else's bridge of that name: refuse before changing anything.
   const net = await get(lxd, call(`read network "${spec.name}"`), netPath);
   if (net !== GONE && net.config?.[MANAGED_KEY] !== "true") throw notOurs(`network "${spec.name}"`);
+  if (net === GONE && opts.createMissing === false) return { changes: [] };
 
   // 1. The ACL, empty at first: from the moment the bridge exists, its runners are fenced.
   const acl = await get(lxd, call(`read network ACL "${spec.name}"`), aclPath);

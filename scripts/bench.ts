@@ -5,6 +5,8 @@
  * run, interleaved with it (LXD doing the bare work, or a trivial process), and their ratio. Prints markdown, also
  * to .cache/bench.md. Nothing asserts on time; it fails only when the binary does not do its job.
  */
+import { removeRunnerNetwork } from "../lib/runner_network.ts";
+import { defaultNetwork } from "../lib/config.ts";
 import { parseArgs } from "node:util";
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -186,6 +188,8 @@ try {
 } finally {
   const left = await ourInstances().catch((e) => (progress(`cannot list instances to clean up: ${e.message}`), []));
   await Promise.all(left.map((i) => lxd.deleteInstance(i.name).catch((e) => progress(`cannot delete: ${e.message}`))));
+  // The binary fenced its runners on a bridge of its own (network-policy is on by default).
+  await removeRunnerNetwork(socketPath, defaultNetwork(prefix)).catch((e) => progress(`cannot remove: ${e.message}`));
   await fake.close();
   await rm(tmp, { recursive: true, force: true });
 }

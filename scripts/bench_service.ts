@@ -10,6 +10,8 @@
  * lib/lxd.ts), and their ratio; nothing asserts on time. Markdown on stdout and in .cache/bench-service.md. Exits 1
  * when the service fails at its job: a bounded wait runs out, or SIGTERM does not end it with 0.
  */
+import { removeRunnerNetwork } from "../lib/runner_network.ts";
+import { defaultNetwork } from "../lib/config.ts";
 import { parseArgs } from "node:util";
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -285,6 +287,8 @@ try {
 } finally {
   if (service && !service.exited) await service.stop().catch(() => {});
   await removeOurs();
+  // The service fenced its runners on a bridge of its own (network-policy is on by default).
+  await removeRunnerNetwork(socketPath, defaultNetwork(prefix)).catch((e) => progress(`cannot remove: ${e.message}`));
   await fake.close().catch(() => {});
   await rm(tmp, { recursive: true, force: true });
 }
