@@ -9,7 +9,11 @@ export const RUNNER_DIR = "/home/runner/actions-runner";
 export const SECRET_DIR = "/run/github-runner";
 export const JIT_FILE = `${SECRET_DIR}/jit`;
 export const LAUNCHER = "/usr/local/sbin/github-runner-launch";
-export const PUSHED_TARBALL = "/tmp/actions-runner.tar.gz";
+/**
+ * Not /tmp: the push comes right after the start, while systemd-tmpfiles-setup may still be emptying /tmp at boot
+ * (measured on the Debian base: the tarball vanished in 4 of 4 launch-then-push tries). /root exists in every image.
+ */
+export const PUSHED_TARBALL = "/root/github-runner-app.tar.gz";
 
 /**
  * Prepares the instance, as root: checks the runner user, unpacks the pushed tarball when one was pushed,
