@@ -58,24 +58,22 @@ export async function ensureRunnerNetwork(
   const aclPath = `/1.0/network-acls/${enc(spec.name)}`;
   const netPath = `/1.0/networks/${enc(spec.name)}`;
 
-  // 0. Someone else's bridge of that name: refuse before changing anything.
-  const net = await get(lxd, call(`read network "${spec.name}"`), netPath);
+  // 0. Both read at once (a steady pass pays one round trip). Someone else's bridge of that name: refuse before
+  // changing anything.
+  const [net, acl] = await Promise.all([
+    get(lxd, call(`read network "${spec.name}"`), netPath),
+    get(lxd, call(`read network ACL "${spec.name}"`), aclPath),
+  ]);
   if (net !== GONE && net.config?.[MANAGED_KEY] !== "true") throw notOurs(`network "${spec.name}"`);
   if (net === GONE && opts.createMissing === false) return { changes: [] };
 
   // 1. The ACL, empty at first: from the moment the bridge exists, its runners are fenced.
-  const acl = await get(lxd, call(`read network ACL "${spec.name}"`), aclPath);
+  const empty = { config: { [MANAGED_KEY]: "true" }, description: "github-runner: what runners may reach" };
   if (acl === GONE) {
     await lxd.sync(call(`create network ACL "${spec.name}"`), {
       method: "POST",
       path: "/1.0/network-acls",
-      json: {
-        name: spec.name,
-        description: "github-runner: what runners may reach",
-        config: { [MANAGED_KEY]: "true" },
-        egress: [],
-        ingress: [],
-      },
+      json: { name: spec.name, ...empty, egress: [], ingress: [] },
     });
     changes.push(`created network ACL "${spec.name}"`);
   } else if (acl.config?.[MANAGED_KEY] !== "true") {
@@ -120,8 +118,7 @@ export async function ensureRunnerNetwork(
     endpoints,
     ipv6: spec.ipv6,
   });
-  const current = await get(lxd, call(`read network ACL "${spec.name}"`), aclPath);
-  if (current === GONE) throw new LxdError(`update network ACL "${spec.name}"`, 404, "the ACL vanished meanwhile");
+  const current: LxdConfigured = acl === GONE ? { ...empty, egress: [], ingress: [] } : acl;
   if (!sameRules(current.egress, egress) || (current.ingress ?? []).length > 0) {
     await lxd.sync(call(`update network ACL "${spec.name}"`), {
       method: "PUT",
