@@ -28,6 +28,8 @@ const { values } = parseArgs({
     runners: { type: "string", default: "4" },
     rounds: { type: "string", default: "5" },
     passes: { type: "string", default: "5" },
+    /** "false": runners on the default profile's network, to measure what the fence costs a pass. */
+    "network-policy": { type: "string", default: "true" },
   },
 });
 const N = whole(values.runners, "--runners"),
@@ -107,6 +109,7 @@ const config = {
   "cache-dir": join(tmp, "cache"),
   "lxd-socket": socketPath,
   containers: N,
+  "network-policy": values["network-policy"] !== "false",
 };
 // JSON strings and integers are valid TOML values.
 writeFileSync(configFile, Object.entries(config).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n");
