@@ -375,7 +375,8 @@ function normalise(key: string, value: unknown): unknown {
       throw new ConfigError(key, `must be true or false, got ${shown}`);
     }
     case "cidrs": {
-      const items = typeof value === "string" ? value.split(",") : value;
+      // "none": the empty list where a list cannot be written (a Juju option, where "" means the default).
+      const items = value === "none" ? [] : typeof value === "string" ? value.split(",") : value;
       if (!Array.isArray(items) || items.some((c) => typeof c !== "string")) {
         throw new ConfigError(key, `must be a list of CIDRs like ["10.0.0.0/8"], got ${shown}`);
       }
@@ -392,16 +393,22 @@ function normalise(key: string, value: unknown): unknown {
     case "gateway": {
       const m = typeof value === "string" ? /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(value) : null;
       const net = m && networkOf(m[1], Number(m[2]));
-      if (!m || !net || Number(m[2]) < 8 || Number(m[2]) > 30 || formatCidr(net) === `${m[1]}/${m[2]}`) {
+      const bits = Number(m?.[2]);
+      const broadcast = net && formatCidr({ ...net, base: net.base | ((1n << BigInt(32 - bits)) - 1n), bits: 32 });
+      if (
+        !m || !net || bits < 8 || bits > 30 || formatCidr(net) === `${m[1]}/${m[2]}` ||
+        broadcast === `${m[1]}/32` || m[1].split(".").some((o) => /^0\d/.test(o))
+      ) {
         throw new ConfigError(key, `must be the bridge's IPv4 address and length, like "10.42.0.1/24", got ${shown}`);
       }
       return value;
     }
     case "network": {
-      if (typeof value !== "string" || !/^[A-Za-z][A-Za-z0-9_-]{0,14}$/.test(value)) {
+      // An interface name (15 characters at most) that is also a valid LXD network ACL name.
+      if (typeof value !== "string" || !/^[A-Za-z](?:[A-Za-z0-9-]{0,13}[A-Za-z0-9])?$/.test(value)) {
         throw new ConfigError(
           key,
-          `must be an LXD network name: a letter, then letters, digits, "-" or "_", 15 characters at most, got ${shown}`,
+          `must be an LXD network name: a letter, then letters, digits or "-", not ending in "-", 15 characters at most, got ${shown}`,
         );
       }
       return value;

@@ -50,8 +50,7 @@ export function makeDeps(config: Config, hooks: DepsHooks = {}): PassDeps {
         : new LxdImages({ socketPath }).aliasTarget(config.image, { signal }),
     log,
     network: config.networkPolicy
-      ? (signal, opts) =>
-        ensureRunnerNetwork(socketPath, runnerNetworkSpec(config), { signal, ...opts }).then((r) => r.changes)
+      ? (signal, opts) => ensureRunnerNetwork(socketPath, runnerNetworkSpec(config), { signal, ...opts })
       : undefined,
   };
 }

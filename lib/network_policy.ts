@@ -37,8 +37,13 @@ export interface AclRule {
 }
 
 export interface PolicyInput {
-  /** Every address of the host (all interfaces), v4 and v6. */
+  /**
+   * Every address of the host (all interfaces), v4 and v6: a bare address, or "address/length" (as Node's
+   * networkInterfaces gives it), which also fences that network's IPv4 broadcast address.
+   */
   hostAddresses: readonly string[];
+  /** Networks fenced whatever the denylist says: the runners' own bridge subnet (its gateway and broadcast). */
+  fencedNetworks?: readonly string[];
   /** CIDRs the runners must not reach (config `denylist`). */
   denylist: readonly string[];
   /** Endpoints the runners need; the ones inside the fence get an exact allow. */
@@ -47,14 +52,18 @@ export interface PolicyInput {
   ipv6: boolean;
 }
 
-/** Never reachable, whatever the denylist says. */
-const ALWAYS_FENCED = ["127.0.0.0/8", "0.0.0.0/8", "::1/128", "::/128"];
+/**
+ * Never reachable, whatever the denylist says: loopback, "this network", multicast and the reserved block with the
+ * limited broadcast (both land on the host's own input: mDNS, SSDP, LLMNR listeners), IPv6 multicast.
+ */
+const ALWAYS_FENCED = ["127.0.0.0/8", "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::1/128", "::/128", "ff00::/8"];
 
 /** The egress rules of the runners' ACL; ingress stays empty (default: reject what the runners did not start). */
 export function policyRules(input: PolicyInput): AclRule[] {
   const fenced = [
     ...ALWAYS_FENCED.map((c) => parseCidr(c)!),
-    ...input.hostAddresses.map(hostCidr).filter((c): c is Cidr => c !== undefined),
+    ...input.hostAddresses.flatMap(hostCidrs),
+    ...(input.fencedNetworks ?? []).map((c) => networkOfCidr(c)).filter((c): c is Cidr => c !== undefined),
     ...input.denylist.map((c) => {
       const cidr = parseCidr(c);
       if (!cidr) throw new RangeError(`Cannot build the network policy: "${c}" is not a CIDR`);
@@ -86,7 +95,7 @@ export function policyRules(input: PolicyInput): AclRule[] {
       destination: formatCidr(cidr),
       protocol: "tcp",
       destination_port: String(e.port),
-      description: `${e.why} (inside the fence)`,
+      description: endpointDescription(e.why),
       state: "enabled",
     });
   }
@@ -117,6 +126,11 @@ export function networkOf(address: string, bits: number): Cidr | undefined {
   const b = Math.min(Math.max(bits, 0), width);
   const mask = ((1n << BigInt(width)) - 1n) ^ ((1n << BigInt(width - b)) - 1n);
   return { family: a.family, base: a.value & mask, bits: b };
+}
+
+/** The description of an endpoint's exact allow; also how a later pass finds the rules of one endpoint. */
+export function endpointDescription(why: string): string {
+  return `${why} (inside the fence)`;
 }
 
 /** The smallest set of CIDRs covering every address of the family that no `excluded` CIDR covers. */
@@ -159,6 +173,23 @@ export function parseCidr(text: string): Cidr | undefined {
 
 export function formatCidr(c: Cidr): string {
   return `${formatAddress(c.family, c.base)}/${c.bits}`;
+}
+
+/** A host address as a /32 or /128, and with a length also its network's IPv4 broadcast address. */
+function hostCidrs(text: string): Cidr[] {
+  const [address, bits] = text.split("/");
+  const own = hostCidr(address);
+  if (!own) return [];
+  if (own.family !== 4 || bits === undefined) return [own];
+  const net = networkOf(address, Number(bits));
+  if (!net || net.bits >= 31) return [own];
+  return [own, { family: 4, base: net.base | ((1n << BigInt(32 - net.bits)) - 1n), bits: 32 }];
+}
+
+/** "10.42.0.1/24" (an address with a length, as LXD's ipv4.address) -> 10.42.0.0/24. */
+function networkOfCidr(text: string): Cidr | undefined {
+  const [address, bits] = text.split("/");
+  return bits === undefined ? undefined : networkOf(address, Number(bits));
 }
 
 /** One address as a /32 or /128; an IPv6 zone ("%eth0") is dropped. */

@@ -27,9 +27,13 @@ export interface PassDeps {
   currentImage?: (signal?: AbortSignal) => Promise<string | undefined>;
   /**
    * Creates or corrects the runners' fenced network (lib/runner_network.ts) before anything is spawned; undefined
-   * when network-policy is off. Returns what it changed, for the log.
+   * when network-policy is off. Returns what it changed, for the log, and the default profile's other NICs, which
+   * spawns mask.
    */
-  network?: (signal: AbortSignal, opts: { createMissing: boolean }) => Promise<string[]>;
+  network?: (
+    signal: AbortSignal,
+    opts: { createMissing: boolean },
+  ) => Promise<{ changes: string[]; maskNics: string[] }>;
 }
 
 export interface PassOptions {
@@ -135,12 +139,14 @@ export async function runPass(deps: PassDeps, config: Config, opts: PassOptions 
     if (!opts.flush) fillBefore(report, p.views);
     report.problems = p.problems;
     let actions = p.actions;
+    let maskNics: string[] = [];
     if (deps.network) {
       // Every pass, so a changed denylist or host address reaches running runners too. Fail closed: without the
       // fence in place no runner is made (removals still go ahead).
       const createMissing = actions.some((a) => a.kind === "create");
-      const problem = await deps.network(signal, { createMissing }).then((changes) => {
-        for (const change of changes) deps.log.info("Runner network: {change}", { change });
+      const problem = await deps.network(signal, { createMissing }).then((r) => {
+        for (const change of r.changes) deps.log.info("Runner network: {change}", { change });
+        maskNics = r.maskNics;
       }, (e) => `Cannot prepare the runners' network, so no runner is created: ${(e as Error).message ?? e}`);
       if (problem) {
         report.problems.push(problem);
@@ -148,7 +154,7 @@ export async function runPass(deps: PassDeps, config: Config, opts: PassOptions 
       }
     }
     for (const problem of report.problems) deps.log.warning("{problem}", { problem });
-    report.results.push(...await execute(deps, config, actions, runnerApp, opts, signal));
+    report.results.push(...await execute(deps, config, actions, runnerApp, { ...opts, maskNics }, signal));
   } catch (e) {
     report.error = (e as Error).message ?? String(e);
     deps.log.error("Pass stopped: {error}", { error: report.error });
@@ -163,7 +169,7 @@ async function execute(
   config: Config,
   actions: Action[],
   runnerApp: () => Promise<RunnerApp>,
-  opts: PassOptions,
+  opts: PassOptions & { maskNics?: string[] },
   signal: AbortSignal,
 ): Promise<ActionResult[]> {
   for (const a of actions) {
@@ -187,7 +193,7 @@ async function execute(
         vm: { cpu: config.vmCpu, memory: config.vmMemory, disk: config.vmDisk },
         container: { cpu: config.containerCpu, memory: config.containerMemory },
         environment: config.runnerEnvironment,
-        network: config.networkPolicy ? config.network : undefined,
+        network: config.networkPolicy ? { name: config.network, maskNics: opts.maskNics ?? [] } : undefined,
       }),
     },
     actions,

@@ -12,8 +12,17 @@ import { lookup } from "node:dns/promises";
 import { networkInterfaces } from "node:os";
 import { type Call, GONE, gone, LxdConnection, startCall } from "./lxd_operations.ts";
 import { LxdError } from "./lxd_wire.ts";
-import { type AclRule, type Cidr, type Endpoint, networkOf, pickSubnet, policyRules } from "./network_policy.ts";
+import {
+  type AclRule,
+  type Cidr,
+  type Endpoint,
+  endpointDescription,
+  networkOf,
+  pickSubnet,
+  policyRules,
+} from "./network_policy.ts";
 import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 
 /** Marks a network and an ACL as made by github-runner: only those it changes. */
 export const MANAGED_KEY = "user.github-runner.managed";
@@ -42,6 +51,11 @@ export interface EnsureOptions {
 export interface EnsureResult {
   /** What was created or changed, for the log; empty when all was in place. */
   changes: string[];
+  /**
+   * NICs of LXD's default profile other than eth0: a runner would get them too, unfenced, so spawns mask them
+   * (device type "none").
+   */
+  maskNics: string[];
 }
 
 const enc = encodeURIComponent;
@@ -60,12 +74,16 @@ export async function ensureRunnerNetwork(
 
   // 0. Both read at once (a steady pass pays one round trip). Someone else's bridge of that name: refuse before
   // changing anything.
-  const [net, acl] = await Promise.all([
+  const [net, acl, profile] = await Promise.all([
     get(lxd, call(`read network "${spec.name}"`), netPath),
     get(lxd, call(`read network ACL "${spec.name}"`), aclPath),
+    get(lxd, call(`read profile "default"`), "/1.0/profiles/default"),
   ]);
+  const maskNics = profile === GONE
+    ? []
+    : Object.entries(profile.devices ?? {}).filter(([n, d]) => d.type === "nic" && n !== "eth0").map(([n]) => n);
   if (net !== GONE && net.config?.[MANAGED_KEY] !== "true") throw notOurs(`network "${spec.name}"`);
-  if (net === GONE && opts.createMissing === false) return { changes: [] };
+  if (net === GONE && opts.createMissing === false) return { changes: [], maskNics };
 
   // 1. The ACL, empty at first: from the moment the bridge exists, its runners are fenced.
   const empty = { config: { [MANAGED_KEY]: "true" }, description: "github-runner: what runners may reach" };
@@ -82,7 +100,9 @@ export async function ensureRunnerNetwork(
 
   // 2. The bridge.
   const wanted = bridgeConfig(spec);
+  let subnet = net === GONE ? undefined : net.config?.["ipv4.address"];
   if (net === GONE) {
+    subnet = spec.subnet ?? pickSubnet(spec.name, await usedSubnets(lxd, call), sha256);
     await lxd.sync(call(`create network "${spec.name}"`), {
       method: "POST",
       path: "/1.0/networks",
@@ -91,7 +111,7 @@ export async function ensureRunnerNetwork(
         type: "bridge",
         description: "github-runner: the runners' bridge",
         config: {
-          "ipv4.address": spec.subnet ?? pickSubnet(spec.name, await usedSubnets(lxd, call), sha256),
+          "ipv4.address": subnet,
           "ipv4.nat": "true",
           ...wanted,
         },
@@ -111,14 +131,24 @@ export async function ensureRunnerNetwork(
   }
 
   // 3. The rules, from the host's addresses as they are now (the bridge's own address included).
-  const endpoints = await resolveEndpoints(spec.needs, opts);
+  const current: LxdConfigured = acl === GONE ? { ...empty, egress: [], ingress: [] } : acl;
+  const { endpoints, unresolved } = await resolveEndpoints(spec.needs, opts);
   const egress = policyRules({
     hostAddresses: (opts.hostAddresses ?? allHostAddresses)(),
+    fencedNetworks: subnet ? [subnet] : [],
     denylist: spec.denylist,
     endpoints,
     ipv6: spec.ipv6,
   });
-  const current: LxdConfigured = acl === GONE ? { ...empty, egress: [], ingress: [] } : acl;
+  // A name that did not resolve this time keeps the exact allows it had: a DNS hiccup must not cut running runners
+  // off from their proxy or GitHub server.
+  for (const why of unresolved) {
+    for (const kept of (current.egress ?? []).filter((r) => r.description === endpointDescription(why))) {
+      if (!egress.some((r) => r.destination === kept.destination && r.destination_port === kept.destination_port)) {
+        egress.push(kept as AclRule);
+      }
+    }
+  }
   if (!sameRules(current.egress, egress) || (current.ingress ?? []).length > 0) {
     await lxd.sync(call(`update network ACL "${spec.name}"`), {
       method: "PUT",
@@ -127,20 +157,24 @@ export async function ensureRunnerNetwork(
     });
     changes.push(`wrote ${egress.length} rule(s) to network ACL "${spec.name}"`);
   }
-  return { changes };
+  return { changes, maskNics };
 }
 
-/** Removes the bridge and its ACL, if github-runner made them and nothing uses the bridge. For `stop` and tests. */
+/**
+ * Removes the bridge and its ACL, if github-runner made them and nothing uses the bridge. For `stop` and tests.
+ * "absent": there was no bridge of that name.
+ */
 export async function removeRunnerNetwork(
   socketPath: string,
   name: string,
   opts: { signal?: AbortSignal } = {},
-): Promise<boolean> {
+): Promise<"removed" | "absent" | "in use" | "not github-runner's"> {
   const lxd = new LxdConnection(socketPath);
   const call = (what: string) => startCall(what, TIMEOUT_MS, opts.signal);
   const net = await get(lxd, call(`read network "${name}"`), `/1.0/networks/${enc(name)}`);
   if (net !== GONE) {
-    if (net.config?.[MANAGED_KEY] !== "true" || (net.used_by ?? []).length > 0) return false;
+    if (net.config?.[MANAGED_KEY] !== "true") return "not github-runner's";
+    if ((net.used_by ?? []).length > 0) return "in use";
     await lxd.sync(call(`delete network "${name}"`), { method: "DELETE", path: `/1.0/networks/${enc(name)}` })
       .catch(gone);
   }
@@ -149,7 +183,7 @@ export async function removeRunnerNetwork(
     await lxd.sync(call(`delete network ACL "${name}"`), { method: "DELETE", path: `/1.0/network-acls/${enc(name)}` })
       .catch(gone);
   }
-  return true;
+  return net === GONE ? "absent" : "removed";
 }
 
 /** The bridge settings the policy depends on (checked on every ensure). */
@@ -172,6 +206,7 @@ function sameValue(key: string, have: string | undefined, want: string): boolean
 
 interface LxdConfigured {
   config?: Record<string, string>;
+  devices?: Record<string, Record<string, string>>;
   description?: string;
   egress?: Partial<AclRule>[];
   ingress?: Partial<AclRule>[];
@@ -202,6 +237,7 @@ async function usedSubnets(lxd: LxdConnection, call: (what: string) => Call): Pr
   const used = Object.values(networkInterfaces()).flatMap((list) =>
     (list ?? []).map((a) => networkOf(a.address, Number(a.cidr?.split("/")[1] ?? 32)))
   );
+  used.push(...await routedSubnets());
   const networks = await lxd.sync(call("list networks"), { method: "GET", path: "/1.0/networks?recursion=1" });
   for (const n of Array.isArray(networks) ? networks as LxdConfigured[] : []) {
     const [address, bits] = (n.config?.["ipv4.address"] ?? "").split("/");
@@ -210,31 +246,56 @@ async function usedSubnets(lxd: LxdConnection, call: (what: string) => Call): Pr
   return used.filter((c): c is Cidr => c !== undefined);
 }
 
+/** Subnets the host routes somewhere (a VPN, a static route): a new bridge there would take them over. */
+async function routedSubnets(): Promise<(Cidr | undefined)[]> {
+  const text = await readFile("/proc/net/route", "utf8").catch(() => "");
+  // Destination and Mask are little-endian hex; the header line and the default route (mask 0) are skipped.
+  const le = (hex: string) => [6, 4, 2, 0].map((i) => parseInt(hex.slice(i, i + 2), 16)).join(".");
+  return text.split("\n").slice(1).map((line) => line.trim().split(/\s+/)).filter((f) =>
+    f.length >= 8 && f[7] !== "00000000"
+  )
+    .map((f) => networkOf(le(f[1]), maskBits(le(f[7]))));
+}
+
+function maskBits(mask: string): number {
+  return mask.split(".").reduce((n, o) => n + Number(o).toString(2).replaceAll("0", "").length, 0);
+}
+
 function sha256(text: string): Uint8Array {
   return createHash("sha256").update(text).digest();
 }
 
+/** "address/length" of every interface: the address and, for IPv4, its network's broadcast are fenced. */
 function allHostAddresses(): string[] {
-  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address));
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.cidr ?? a.address));
 }
 
-/** Each URL's host, resolved, with its port. A name that does not resolve is skipped: it cannot be reached anyway. */
-async function resolveEndpoints(needs: RunnerNetworkSpec["needs"], opts: EnsureOptions): Promise<Endpoint[]> {
+/**
+ * Each URL's host, resolved (all at once), with its port, addresses sorted so that round-robin DNS does not rewrite
+ * the ACL. `unresolved` names the needs whose lookup failed.
+ */
+async function resolveEndpoints(
+  needs: RunnerNetworkSpec["needs"],
+  opts: EnsureOptions,
+): Promise<{ endpoints: Endpoint[]; unresolved: string[] }> {
   const resolve = opts.resolve ?? systemResolve;
-  const out: Endpoint[] = [];
-  for (const need of needs) {
+  const unresolved: string[] = [];
+  const found = await Promise.all(needs.map(async (need) => {
     let url: URL;
     try {
       url = new URL(need.url);
     } catch {
-      continue;
+      return [];
     }
     const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
     const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-    const addresses = /^[\d.]+$|:/.test(host) ? [host] : await resolve(host, opts.signal).catch(() => []);
-    for (const address of addresses) out.push({ address, port, why: need.why });
-  }
-  return out;
+    const addresses = /^[\d.]+$|:/.test(host) ? [host] : await resolve(host, opts.signal).catch(() => {
+      unresolved.push(need.why);
+      return [];
+    });
+    return [...addresses].sort().map((address) => ({ address, port, why: need.why }));
+  }));
+  return { endpoints: found.flat(), unresolved };
 }
 
 async function systemResolve(host: string, signal?: AbortSignal): Promise<string[]> {

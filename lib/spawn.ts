@@ -36,8 +36,11 @@ export interface SpawnSpec {
   container: { cpu: number; memory: string };
   /** Environment variables every process of the instance gets (the proxy). */
   environment: Readonly<Record<string, string>>;
-  /** The runners' fenced bridge (lib/runner_network.ts); undefined: the default profile's NIC. */
-  network?: string;
+  /**
+   * The runners' fenced bridge (lib/runner_network.ts), and the default profile's other NICs, masked so that no
+   * runner gets an unfenced second interface. Undefined: the default profile's NICs, unfenced.
+   */
+  network?: { name: string; maskNics: readonly string[] };
 }
 
 export interface SpawnDeps {
@@ -159,7 +162,8 @@ function instanceDevices(spec: SpawnSpec): Record<string, Record<string, string>
   if (spec.type === "virtual-machine") devices.root = { type: "disk", path: "/", pool: "default", size: spec.vm.disk };
   // Port isolation: this NIC cannot talk to any other isolated port of the bridge, i.e. to other runners.
   if (spec.network) {
-    devices.eth0 = { type: "nic", name: "eth0", network: spec.network, "security.port_isolation": "true" };
+    devices.eth0 = { type: "nic", name: "eth0", network: spec.network.name, "security.port_isolation": "true" };
+    for (const nic of spec.network.maskNics) devices[nic] = { type: "none" };
   }
   return devices;
 }

@@ -159,6 +159,7 @@ Deno.test("config: the network fence is on by default, on a bridge named after t
     "2001:db8::/32",
   ]]);
   assert.deepEqual([...parseConfig({ ...base, file: { path: "acme", denylist: [] } }).denylist], []);
+  assert.deepEqual([...parseConfig({ ...base, file: { path: "acme", denylist: "none" } }).denylist], []);
 });
 
 Deno.test("config: a bad fence setting is one error naming the key", () => {
@@ -167,6 +168,10 @@ Deno.test("config: a bad fence setting is one error naming the key", () => {
     ["denylist", "10.0.0.0/33", /"denylist": "10\.0\.0\.0\/33" is not a CIDR/],
     ["network", "has space", /Invalid config "network": must be an LXD network name/],
     ["network", "sixteen-chars-xx", /"network": must be an LXD network name/],
+    ["network", "ends-with-", /"network": must be an LXD network name/],
+    ["network", "under_score", /"network": must be an LXD network name/],
+    ["network-subnet", "10.42.0.255/24", /"network-subnet"/],
+    ["network-subnet", "10.042.0.1/24", /"network-subnet"/],
     ["network-subnet", "10.42.0.0/24", /"network-subnet": must be the bridge's IPv4 address and length/],
     ["network-subnet", "10.42.0.1", /"network-subnet"/],
     ["network-policy", "yes", /Invalid config "network-policy": must be true or false, got "yes"/],

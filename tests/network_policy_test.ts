@@ -106,7 +106,32 @@ Deno.test("pickSubnet: a /24 in 10/8 from the name, stable, never overlapping wh
   const taken = networkOf(first.split("/")[0], 24)!;
   const second = pickSubnet("ghr-a", [taken], hash);
   assert.notEqual(second, first);
-  assert.match(pickSubnet("ghr-a", [parseCidr("10.0.0.0/9")!], hash), /^10\.(1[2-9]\d|2[0-5]\d)\./, "upper half only");
+  assert.match(
+    pickSubnet("ghr-a", [parseCidr("10.0.0.0/9")!], hash),
+    /^10\.(12[89]|1[3-9]\d|2[0-5]\d)\./,
+    "upper half only",
+  );
   assert.throws(() => pickSubnet("ghr-a", [parseCidr("10.0.0.0/8")!], hash), /Cannot find a free \/24.*network-subnet/);
   assert.equal(formatCidr(networkOf("10.200.77.9", 24)!), "10.200.77.0/24");
+});
+
+Deno.test("policy: broadcast and multicast, which land on the host's own input, are fenced even without a denylist", () => {
+  const [rule] = policyRules({
+    hostAddresses: ["192.0.2.10/24", "fe80::1/64"],
+    fencedNetworks: ["198.51.100.1/24"],
+    denylist: [],
+    endpoints: [],
+    ipv6: false,
+  });
+  const dest = rule.destination!;
+  for (const fenced of ["192.0.2.10", "192.0.2.255", "255.255.255.255", "224.0.0.251", "239.255.255.250"]) {
+    assert.equal(allows(dest, fenced), false, fenced);
+  }
+  for (const fenced of ["198.51.100.1", "198.51.100.255", "198.51.100.7"]) assert.equal(allows(dest, fenced), false);
+  for (const open of ["192.0.2.11", "192.0.2.254", "8.8.8.8", "223.255.255.255"]) {
+    assert.equal(allows(dest, open), true);
+  }
+  const v6 = policyRules({ hostAddresses: [], denylist: [], endpoints: [], ipv6: true })[1].destination!;
+  assert.equal(allows(v6, "ff02::fb"), false);
+  assert.equal(allows(v6, "2606:4700::1"), true);
 });

@@ -217,10 +217,15 @@ async function removeAll(unit: Unit): Promise<void> {
     const r = await removeRunners(config, { busy: true, signal: unit.signal });
     const failed = r.failed.length ? `; ${r.failed.length} failed: ${r.failed[0]}` : "";
     await tools.log(r.failed.length ? "WARNING" : "INFO", `Removed ${r.removed} runners${failed}`);
-    if (config.networkPolicy) {
-      const socket = config.lxdSocket ?? detectLxdSocket();
-      const removed = socket && await removeRunnerNetwork(socket, config.network).catch(() => false);
-      if (removed) await tools.log("INFO", `Removed the runners' network "${config.network}"`);
+    // Also when network-policy is off now: the bridge may be from when it was on. Only a bridge github-runner made
+    // is ever removed.
+    const socket = config.lxdSocket ?? detectLxdSocket();
+    const outcome = socket
+      ? await removeRunnerNetwork(socket, config.network).catch((e) => (e as Error).message)
+      : "no LXD socket";
+    if (outcome === "removed") await tools.log("INFO", `Removed the runners' network "${config.network}"`);
+    else if (outcome !== "absent") {
+      await tools.log("WARNING", `Left the runners' network "${config.network}": ${outcome}`);
     }
   }
   await unit.service.remove();

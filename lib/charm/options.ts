@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseToml, stringify as toToml } from "smol-toml";
 import { type Config, parseConfig, type RawConfig } from "../config.ts";
 import { ConfigError } from "../errors.ts";
-import type { CharmContext } from "./context.ts";
+import { type CharmContext, proxyVariables } from "./context.ts";
 
 /** Options that are config keys of the same name. An empty string means "not set" (Juju has no null). */
 const SAME_NAME = [
@@ -55,7 +55,7 @@ export interface ResolvedConfig {
  */
 export async function resolveConfig(
   options: Record<string, unknown>,
-  ctx: Pick<CharmContext, "prefix" | "appName" | "unitNumber" | "paths">,
+  ctx: Pick<CharmContext, "prefix" | "appName" | "unitNumber" | "paths" | "proxy">,
   readSecret: (id: string) => Promise<Record<string, string>>,
 ): Promise<ResolvedConfig> {
   const file: RawConfig = {};
@@ -74,7 +74,9 @@ export async function resolveConfig(
   file["name-prefix"] = ctx.prefix;
   file["cache-dir"] = ctx.paths.cacheDir;
   file["state-dir"] = ctx.paths.stateDir;
-  const config = parseConfig({ file, hostname: ctx.prefix });
+  // The model's proxy, as the service gets it (its EnvironmentFile): runners and image builds made by hooks and
+  // actions need it as much as the service's own do.
+  const config = parseConfig({ file, hostname: ctx.prefix, proxyEnv: proxyVariables(ctx.proxy) });
   return { config, file };
 }
 

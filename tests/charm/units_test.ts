@@ -46,6 +46,17 @@ Deno.test("options: same validation as the CLI, token or secret, per-unit port",
     () => Promise.resolve({ token: "s3cret" }),
   );
   assert.equal(fromSecret.config.token, "s3cret");
+  // The model's proxy is in the config the hooks' own passes and image builds use (not only in the service's env).
+  const proxied = await resolveConfig({ path: "acme", token: "t" }, {
+    ...ctx,
+    proxy: { http: "", https: "http://p:3128", noProxy: "10.0.0.0/8" },
+  }, noSecret);
+  assert.deepEqual(proxied.config.runnerEnvironment, {
+    https_proxy: "http://p:3128",
+    HTTPS_PROXY: "http://p:3128",
+    no_proxy: "10.0.0.0/8",
+    NO_PROXY: "10.0.0.0/8",
+  });
   await assert.rejects(
     resolveConfig({ path: "acme", "token-secret-id": "secret:x" }, ctx, () => Promise.resolve({ other: "v" })),
     (e) => e instanceof ConfigError && e.key === "token-secret-id" && /has no "token" key/.test(e.message),
