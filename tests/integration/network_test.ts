@@ -18,8 +18,26 @@ async function probe(lxd: LxdClient, from: string, host: string, port: number): 
   const r = await lxd.exec(from, ["sh", "-c", `nc -w 3 ${host} ${port} </dev/null 2>&1; echo "rc=$?"`]);
   const out = (r.stdout + r.stderr).trim();
   if (/(^|\n)rc=0$/.test(out)) return "reached";
-  if (/can't connect|refused|timed out|unreachable/i.test(out) && /rc=1$/.test(out)) return "fenced";
+  // The ACL's reject answers with an ICMP port-unreachable: "Connection refused". A missing route is no fence.
+  if (/refused|timed out/i.test(out) && /rc=1$/.test(out)) return "fenced";
   throw new Error(`nc from ${from} to ${host}:${port} said something unexpected: ${out}`);
+}
+
+/** True when an ARP request from `from` to `ip` is answered. */
+async function arping(lxd: LxdClient, from: string, ip: string): Promise<boolean> {
+  const r = await lxd.exec(from, ["sh", "-c", `arping -c 2 -w 3 -I eth0 ${ip} >/dev/null 2>&1; echo "rc=$?"`]);
+  const rc = /rc=(\d+)/.exec(r.stdout)?.[1];
+  if (rc !== "0" && rc !== "1") throw new Error(`arping from ${from} to ${ip}: ${r.stdout}${r.stderr}`);
+  return rc === "0";
+}
+
+async function waitFor<T>(f: () => Promise<T | undefined>, what: string): Promise<T> {
+  for (let i = 0; i < 60; i++) {
+    const v = await f();
+    if (v !== undefined) return v;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  throw new Error(`Timed out: ${what}`);
 }
 
 async function ipv4Of(lxd: LxdClient, name: string): Promise<string> {
@@ -102,6 +120,10 @@ Deno.test({
       ipB = await ipv4Of(lxd, b);
       assert.equal(await probe(lxd, b, ipB, 8080), "reached", "control: b serves");
       assert.equal(await probe(lxd, a, ipB, 8080), "fenced");
+      // The ACL fences the runners' subnet too (and sees bridged traffic when br_netfilter is loaded), so TCP alone
+      // cannot show port isolation. ARP is below both: only port isolation keeps it from crossing.
+      assert.equal(await arping(lxd, a, gateway), true, "control: ARP reaches the gateway");
+      assert.equal(await arping(lxd, a, ipB), false, "not even ARP crosses from one runner to another");
     });
 
     await t.step("a denylisted network is unreachable; emptying the denylist opens it on the next pass", async () => {
@@ -112,9 +134,39 @@ Deno.test({
       assert.equal(report.ok, true, report.problems.join());
       assert.equal(await probe(lxd, a, neighbourIp, 8080), "reached", "the ACL changed under the running runner");
       assert.equal(await probe(lxd, a, gateway, hostPort), "fenced", "the host stays fenced without a denylist");
-      // With br_netfilter loaded (docker loads it) the ACL also sees traffic inside the bridge, and the runners'
-      // subnet is in the default denylist: only without a denylist does this show that port isolation holds alone.
+      assert.equal(await probe(lxd, a, bridgeAddress(), hostPort), "fenced", "at its other addresses too");
       assert.equal(await probe(lxd, a, ipB, 8080), "fenced", "runners stay apart without a denylist");
+    });
+
+    await t.step("with ipv6 the runners get IPv6, and the host stays fenced over it", async () => {
+      const host6 = Deno.serve({ hostname: "::", port: 0, onListen() {} }, () => new Response("host6"));
+      try {
+        bed.reconfigure({ containers: 2, "network-policy": true, denylist: [], ipv6: true });
+        const report = await bed.pass();
+        assert.equal(report.ok, true, report.problems.join());
+        const gateway6 = (await readNetwork(bed.config.network)).config["ipv6.address"].split("/")[0];
+        assert.match(gateway6, /:/, "the bridge has an IPv6 address now");
+        const ip6 = await waitFor(async () => {
+          // Not while tentative (duplicate address detection): the address cannot send yet.
+          const r = await lxd.exec(a, [
+            "sh",
+            "-c",
+            "ip -6 -o addr show scope global | grep -v tentative | awk '{print $4}'",
+          ]);
+          return r.stdout.trim().split("/")[0] || undefined;
+        }, `${a} gets a global IPv6 address`);
+        assert.match(ip6, /:/);
+        const control = await fetch(`http://[${gateway6}]:${host6.addr.port}/`).then((r) => r.text());
+        assert.equal(control, "host6", "control: the host serves on its IPv6 bridge address");
+        assert.equal(await probe(lxd, a, gateway6, host6.addr.port), "fenced");
+        const acl = await readAcl(bed.config.network) as { egress: { destination?: string }[] };
+        assert.ok(acl.egress.some((r) => r.destination?.includes("::")), "the ACL allows IPv6 destinations now");
+      } finally {
+        await host6.shutdown();
+      }
+      bed.reconfigure({ containers: 2, "network-policy": true, denylist: [] });
+      assert.equal((await bed.pass()).ok, true);
+      assert.equal((await readNetwork(bed.config.network)).config["ipv6.address"], "none", "and off again");
     });
 
     await t.step(
