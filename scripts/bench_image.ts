@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { createGzip, gunzipSync } from "node:zlib";
 import { FakeGithub } from "../tests/fakes/github.ts";
-import { fakeRunnerTarballBytes, runnerFilename } from "../tests/fakes/runner_app.ts";
+import { fakeRunnerTarballBytes, runnerFilename, ustarHeader } from "../tests/fakes/runner_app.ts";
 import { median, ms, progress, ROOT, whole } from "./bench_common.ts";
 import { GithubClient } from "../lib/github.ts";
 import { buildImage } from "../lib/image_build.ts";
@@ -76,32 +76,6 @@ const ratio = (a: number, b: number) => isNaN(a / b) ? "—" : `${(a / b).toFixe
 const sec = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
 
 // ---- the padded runner tarball --------------------------------------------------------------------------------
-
-/** A ustar header (as tests/fakes/runner_app.ts writes them: root-owned, fixed mtime) for one regular file. */
-function ustarHeader(name: string, mode: number, size: number): Uint8Array {
-  const header = new Uint8Array(512);
-  const put = (offset: number, length: number, text: string) => {
-    const bytes = new TextEncoder().encode(text);
-    if (bytes.length > length) throw new Error(`Cannot pack "${name}": "${text}" does not fit ${length} bytes`);
-    header.set(bytes, offset);
-  };
-  const octal = (offset: number, length: number, value: number) =>
-    put(offset, length, value.toString(8).padStart(length - 1, "0") + "\0");
-  put(0, 100, name);
-  octal(100, 8, mode);
-  octal(108, 8, 0);
-  octal(116, 8, 0);
-  octal(124, 12, size);
-  octal(136, 12, 1735689600);
-  put(148, 8, "        ");
-  put(156, 1, "0");
-  put(257, 6, "ustar\0");
-  put(263, 2, "00");
-  put(265, 32, "root");
-  put(297, 32, "root");
-  put(148, 8, header.reduce((a, b) => a + b, 0).toString(8).padStart(6, "0") + "\0 ");
-  return header;
-}
 
 /**
  * The fake runner application's archive with one more entry, bin/ballast: `ballast` random bytes, which gzip cannot

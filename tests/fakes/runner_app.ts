@@ -69,34 +69,46 @@ interface Entry {
 /** 2025-01-01T00:00:00Z: a fixed mtime keeps the archive reproducible. */
 const MTIME = 1735689600;
 
-/** A ustar archive (POSIX.1-1988): 512-byte header per entry, data padded to 512, two zero blocks at the end. */
+/**
+ * One ustar header (POSIX.1-1988): root-owned, the fixed mtime, a regular file or (name ending in "/") a directory.
+ * scripts/bench_image.ts appends an entry to the fake archive with it.
+ */
+export function ustarHeader(name: string, mode: number, size: number): Uint8Array {
+  const header = new Uint8Array(512);
+  const put = (offset: number, length: number, text: string) => {
+    const bytes = new TextEncoder().encode(text);
+    if (bytes.length > length) throw new Error(`Cannot pack "${name}": "${text}" does not fit ${length} bytes`);
+    header.set(bytes, offset);
+  };
+  const octal = (offset: number, length: number, value: number) =>
+    put(offset, length, value.toString(8).padStart(length - 1, "0") + "\0");
+  put(0, 100, name);
+  octal(100, 8, mode);
+  octal(108, 8, 0); // uid
+  octal(116, 8, 0); // gid
+  octal(124, 12, size);
+  octal(136, 12, MTIME);
+  put(148, 8, "        "); // checksum placeholder: spaces while summing
+  put(156, 1, name.endsWith("/") ? "5" : "0");
+  put(257, 6, "ustar\0");
+  put(263, 2, "00");
+  put(265, 32, "root");
+  put(297, 32, "root");
+  const sum = header.reduce((a, b) => a + b, 0);
+  put(148, 8, sum.toString(8).padStart(6, "0") + "\0 ");
+  return header;
+}
+
+/** A ustar archive: a header per entry, data padded to 512, two zero blocks at the end. */
 function tar(entries: Entry[]): Uint8Array {
   const blocks: Uint8Array[] = [];
   for (const entry of entries) {
     const data = entry.data ?? new Uint8Array();
-    const header = new Uint8Array(512);
-    const put = (offset: number, length: number, text: string) => {
-      const bytes = new TextEncoder().encode(text);
-      if (bytes.length > length) throw new Error(`Cannot pack "${entry.name}": "${text}" does not fit ${length} bytes`);
-      header.set(bytes, offset);
-    };
-    const octal = (offset: number, length: number, value: number) =>
-      put(offset, length, value.toString(8).padStart(length - 1, "0") + "\0");
-    put(0, 100, entry.name);
-    octal(100, 8, entry.mode);
-    octal(108, 8, 0); // uid
-    octal(116, 8, 0); // gid
-    octal(124, 12, data.length);
-    octal(136, 12, MTIME);
-    put(148, 8, "        "); // checksum placeholder: spaces while summing
-    put(156, 1, entry.name.endsWith("/") ? "5" : "0");
-    put(257, 6, "ustar\0");
-    put(263, 2, "00");
-    put(265, 32, "root");
-    put(297, 32, "root");
-    const sum = header.reduce((a, b) => a + b, 0);
-    put(148, 8, sum.toString(8).padStart(6, "0") + "\0 ");
-    blocks.push(header, data, new Uint8Array((512 - (data.length % 512)) % 512));
+    blocks.push(
+      ustarHeader(entry.name, entry.mode, data.length),
+      data,
+      new Uint8Array((512 - (data.length % 512)) % 512),
+    );
   }
   blocks.push(new Uint8Array(1024));
   const out = new Uint8Array(blocks.reduce((n, b) => n + b.length, 0));
