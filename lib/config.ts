@@ -6,7 +6,7 @@ import { ConfigError } from "./errors.ts";
 import { isLxdSize, parseDuration } from "./units.ts";
 import { validatePrefix } from "./names.ts";
 import { createHash } from "node:crypto";
-import { formatCidr, networkOf, parseCidr } from "./network_policy.ts";
+import { broadcastOf, formatCidr, networkOf, parseCidr } from "./network_policy.ts";
 
 export type Scope = { kind: "org"; org: string } | { kind: "repo"; owner: string; repo: string };
 
@@ -394,7 +394,7 @@ function normalise(key: string, value: unknown): unknown {
       const m = typeof value === "string" ? /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(value) : null;
       const net = m && networkOf(m[1], Number(m[2]));
       const bits = Number(m?.[2]);
-      const broadcast = net && formatCidr({ ...net, base: net.base | ((1n << BigInt(32 - bits)) - 1n), bits: 32 });
+      const broadcast = net && formatCidr(broadcastOf(net));
       if (
         !m || !net || bits < 8 || bits > 30 || formatCidr(net) === `${m[1]}/${m[2]}` ||
         broadcast === `${m[1]}/32` || m[1].split(".").some((o) => /^0\d/.test(o))

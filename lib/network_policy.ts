@@ -183,7 +183,12 @@ function hostCidrs(text: string): Cidr[] {
   if (own.family !== 4 || bits === undefined) return [own];
   const net = networkOf(address, Number(bits));
   if (!net || net.bits >= 31) return [own];
-  return [own, { family: 4, base: net.base | ((1n << BigInt(32 - net.bits)) - 1n), bits: 32 }];
+  return [own, broadcastOf(net)];
+}
+
+/** An IPv4 network's broadcast address (its last), as a /32. */
+export function broadcastOf(net: Cidr): Cidr {
+  return { family: 4, base: net.base | ((1n << BigInt(32 - net.bits)) - 1n), bits: 32 };
 }
 
 /** "10.42.0.1/24" (an address with a length, as LXD's ipv4.address) -> 10.42.0.0/24. */
