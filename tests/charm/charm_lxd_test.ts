@@ -8,11 +8,11 @@ import { existsSync } from "node:fs";
 import { FakeGithub } from "../fakes/github.ts";
 import { detectLxdSocket, LxdClient } from "../../lib/lxd.ts";
 import { KEY_PREFIX } from "../../lib/names.ts";
-import { bridgeAddress, TEST_IMAGE } from "../integration/harness.ts";
+import { bridgeAddress, readLxd, TEST_IMAGE } from "../integration/harness.ts";
 import { compiledBinary, JujuUnit } from "./juju_unit.ts";
 import { defaultNetwork } from "../../lib/config.ts";
 import { removeRunnerNetwork } from "../../lib/runner_network.ts";
-import { GONE, gone, LxdConnection, startCall } from "../../lib/lxd_operations.ts";
+import { GONE } from "../../lib/lxd_operations.ts";
 
 const WAIT = { timeoutMs: 90_000 };
 
@@ -143,10 +143,6 @@ Deno.test("charm on real LXD: two units reconcile, flush, change path and stop w
   }
 
   async function networkExists(name: string): Promise<boolean> {
-    const found = await new LxdConnection(socket).sync(startCall(`read network "${name}"`, 10_000), {
-      method: "GET",
-      path: `/1.0/networks/${name}`,
-    }).catch(gone);
-    return found !== GONE;
+    return (await readLxd(`/1.0/networks/${name}`)) !== GONE;
   }
 });

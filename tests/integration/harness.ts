@@ -16,6 +16,7 @@ import { KEY_PREFIX, runnerName } from "../../lib/names.ts";
 import { type PassOptions, type PassReport, runPass } from "../../lib/reconcile.ts";
 import type { PassDeps } from "../../lib/reconcile.ts";
 import { removeRunnerNetwork } from "../../lib/runner_network.ts";
+import { gone, LxdConnection, startCall } from "../../lib/lxd_operations.ts";
 
 export const TEST_IMAGE = Deno.env.get("GITHUB_RUNNER_TEST_IMAGE") ?? "github-runner-test";
 
@@ -155,6 +156,16 @@ export async function ownRunners(bed: Bed): Promise<{ registered: string[]; inst
   )
     .map((i) => i.name);
   return { registered: registered.sort(), instances: instances.sort() };
+}
+
+/**
+ * An LXD object read straight from the REST API (`/1.0/networks/NAME`, `/1.0/network-acls/NAME`, ...), beside the
+ * clients under test; GONE when LXD answers 404.
+ */
+// deno-lint-ignore no-explicit-any
+export async function readLxd(path: string): Promise<any> {
+  const lxd = new LxdConnection(detectLxdSocket()!);
+  return await lxd.sync(startCall(`read ${path}`, 10_000), { method: "GET", path }).catch(gone);
 }
 
 /** Names of runners that are online and idle in the fake, for this prefix. */

@@ -5,10 +5,10 @@
  * server answers from a vantage point the policy does not fence, so a dead server cannot pass for a fence.
  */
 import assert from "node:assert/strict";
-import { bridgeAddress, idleRunners, openBed, summary } from "./harness.ts";
+import { bridgeAddress, idleRunners, openBed, readLxd, summary } from "./harness.ts";
 import { detectLxdSocket, LxdClient } from "../../lib/lxd.ts";
 import { MANAGED_KEY } from "../../lib/runner_network.ts";
-import { GONE, gone, LxdConnection, startCall } from "../../lib/lxd_operations.ts";
+import { GONE } from "../../lib/lxd_operations.ts";
 
 const WAIT = { timeoutMs: 60_000 };
 
@@ -83,7 +83,7 @@ Deno.test({
       [a, b] = idleRunners(bed).sort();
       const network = (await lxd.listInstances()).find((i) => i.name === a);
       assert.ok(network, "runner instance listed");
-      const bridge = await readNetwork(bed.config.network);
+      const bridge = await readLxd(`/1.0/networks/${bed.config.network}`);
       assert.equal(bridge.config[MANAGED_KEY], "true");
       assert.equal(bridge.config["security.acls"], bed.config.network);
       assert.equal(bridge.config["ipv6.address"], "none", "IPv6 is off unless enabled");
@@ -144,7 +144,7 @@ Deno.test({
         bed.reconfigure({ containers: 2, "network-policy": true, denylist: [], ipv6: true });
         const report = await bed.pass();
         assert.equal(report.ok, true, report.problems.join());
-        const gateway6 = (await readNetwork(bed.config.network)).config["ipv6.address"].split("/")[0];
+        const gateway6 = (await readLxd(`/1.0/networks/${bed.config.network}`)).config["ipv6.address"].split("/")[0];
         assert.match(gateway6, /:/, "the bridge has an IPv6 address now");
         const ip6 = await waitFor(async () => {
           // Not while tentative (duplicate address detection): the address cannot send yet.
@@ -159,27 +159,32 @@ Deno.test({
         const control = await fetch(`http://[${gateway6}]:${host6.addr.port}/`).then((r) => r.text());
         assert.equal(control, "host6", "control: the host serves on its IPv6 bridge address");
         assert.equal(await probe(lxd, a, gateway6, host6.addr.port), "fenced");
-        const acl = await readAcl(bed.config.network) as { egress: { destination?: string }[] };
+        const acl = await readLxd(`/1.0/network-acls/${bed.config.network}`) as { egress: { destination?: string }[] };
         assert.ok(acl.egress.some((r) => r.destination?.includes("::")), "the ACL allows IPv6 destinations now");
       } finally {
         await host6.shutdown();
       }
       bed.reconfigure({ containers: 2, "network-policy": true, denylist: [] });
       assert.equal((await bed.pass()).ok, true);
-      assert.equal((await readNetwork(bed.config.network)).config["ipv6.address"], "none", "and off again");
+      assert.equal(
+        (await readLxd(`/1.0/networks/${bed.config.network}`)).config["ipv6.address"],
+        "none",
+        "and off again",
+      );
     });
 
     await t.step(
       "a network github-runner did not make is refused, left as it was, and nothing is spawned",
       async () => {
-        const before = await readNetwork("lxdbr0");
+        const before = await readLxd("/1.0/networks/lxdbr0");
+        assert.notEqual(before, GONE, "lxdbr0 exists");
         bed.reconfigure({ containers: 3, "network-policy": true, network: "lxdbr0" });
         const report = await bed.pass();
         assert.deepEqual(summary(report), []);
         assert.equal(report.ok, false);
         assert.match(report.problems.join("\n"), /network ACL "lxdbr0"|network "lxdbr0" exists and github-runner/);
-        assert.deepEqual((await readNetwork("lxdbr0")).config, before.config);
-        assert.equal(await readAcl("lxdbr0").catch(gone), GONE, "no ACL was made for it");
+        assert.deepEqual((await readLxd("/1.0/networks/lxdbr0")).config, before.config);
+        assert.equal(await readLxd("/1.0/network-acls/lxdbr0"), GONE, "no ACL was made for it");
         bed.reconfigure({ containers: 2, "network-policy": true });
       },
     );
@@ -187,19 +192,5 @@ Deno.test({
     await hostServer.shutdown();
     await bed.close();
   }
-  assert.equal(await readNetwork(bed.config.network).catch(gone), GONE, "close() removed the runners' bridge");
+  assert.equal(await readLxd(`/1.0/networks/${bed.config.network}`), GONE, "close() removed the runners' bridge");
 });
-
-// deno-lint-ignore no-explicit-any
-async function readNetwork(name: string): Promise<any> {
-  const lxd = new LxdConnection(detectLxdSocket()!);
-  return await lxd.sync(startCall(`read network "${name}"`, 10_000), { method: "GET", path: `/1.0/networks/${name}` });
-}
-
-async function readAcl(name: string): Promise<unknown> {
-  const lxd = new LxdConnection(detectLxdSocket()!);
-  return await lxd.sync(startCall(`read network ACL "${name}"`, 10_000), {
-    method: "GET",
-    path: `/1.0/network-acls/${name}`,
-  });
-}
