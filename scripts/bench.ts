@@ -14,11 +14,10 @@ import { createHash } from "node:crypto";
 import { cpus, loadavg, release } from "node:os";
 import { join } from "node:path";
 import { FakeGithub } from "../tests/fakes/github.ts";
-import { benchHost, ensureBinary, median, ms, progress, ROOT, whole } from "./bench_common.ts";
+import { benchHost, ensureBinary, IMAGE, median, ms, progress, ROOT, whole, writeBenchConfig } from "./bench_common.ts";
 import { mapBounded } from "../lib/act.ts";
 import type { PassReport } from "../lib/reconcile.ts";
 
-const IMAGE = Deno.env.get("GITHUB_RUNNER_TEST_IMAGE") ?? "github-runner-test";
 const TIME = "/usr/bin/time"; // GNU time: the exact peak RSS of a child (apt-get install -y time)
 const CONCURRENCY = 4; // the binary's default spawns in flight (lib/reconcile.ts): the parallel floor does the same
 const STARTS = 20; // samples of process start time
@@ -101,18 +100,10 @@ const size = statSync(bin).size;
 const sha = createHash("sha256").update(readFileSync(bin)).digest("hex");
 const fake = await FakeGithub.start({ hostname: bridge });
 const configFile = join(tmp, "config.toml");
-const config = {
-  path: "acme",
-  image: IMAGE,
-  "github-api-url": fake.url,
-  "name-prefix": prefix,
-  "cache-dir": join(tmp, "cache"),
-  "lxd-socket": socketPath,
+writeBenchConfig(configFile, { prefix, tmp, socketPath }, fake.url, {
   containers: N,
   "network-policy": values["network-policy"] !== "false",
-};
-// JSON strings and integers are valid TOML values.
-writeFileSync(configFile, Object.entries(config).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n");
+});
 
 const s: Record<string, number[]> = {};
 const add = (key: string, ...xs: number[]) => (s[key] ??= []).push(...xs);

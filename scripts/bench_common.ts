@@ -2,7 +2,7 @@
  * What both benchmarks (scripts/bench.ts, scripts/bench_service.ts) share: argument checks, medians and their
  * rendering, progress lines, an up-to-date binary, and the test host (LXD, bridge, a private copy of the binary).
  */
-import { copyFileSync, existsSync, readdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,4 +62,30 @@ export async function benchHost(stem: string): Promise<BenchHost> {
   const bin = join(tmp, "github-runner");
   copyFileSync(DIST_BIN, bin);
   return { bridge, socketPath, lxd: new LxdClient({ socketPath }), prefix, tmp, bin };
+}
+
+/** The image the benchmarks spawn from: the busybox test image unless GITHUB_RUNNER_TEST_IMAGE names another. */
+export const IMAGE = Deno.env.get("GITHUB_RUNNER_TEST_IMAGE") ?? "github-runner-test";
+
+/**
+ * Writes a config file for the binary under test: the keys every benchmark sets (the fake GitHub, this run's prefix,
+ * cache and LXD socket), then `extra`. The token is never in it: the benchmarks pass GITHUB_TOKEN.
+ */
+export function writeBenchConfig(
+  file: string,
+  host: Pick<BenchHost, "prefix" | "tmp" | "socketPath">,
+  githubApiUrl: string,
+  extra: Record<string, string | number | boolean>,
+): void {
+  const config = {
+    path: "acme",
+    image: IMAGE,
+    "github-api-url": githubApiUrl,
+    "name-prefix": host.prefix,
+    "cache-dir": join(host.tmp, "cache"),
+    "lxd-socket": host.socketPath,
+    ...extra,
+  };
+  // JSON strings, numbers and booleans are valid TOML values.
+  writeFileSync(file, Object.entries(config).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n");
 }

@@ -19,9 +19,8 @@ import { createHmac } from "node:crypto";
 import { cpus, loadavg, release } from "node:os";
 import { join } from "node:path";
 import { FakeGithub } from "../tests/fakes/github.ts";
-import { benchHost, ensureBinary, median, ms, progress, ROOT, whole } from "./bench_common.ts";
+import { benchHost, ensureBinary, IMAGE, median, ms, progress, ROOT, whole, writeBenchConfig } from "./bench_common.ts";
 
-const IMAGE = Deno.env.get("GITHUB_RUNNER_TEST_IMAGE") ?? "github-runner-test";
 const SECRET = "bench-service-webhook-secret";
 const BURST = 200;
 const spawnOnline = "github_runner_spawn_online_seconds";
@@ -61,23 +60,15 @@ interface Service {
 /** Starts `run` with its own config file, and waits for /readyz: the first pass (spawning N runners) is over. */
 async function startService(phase: string, watchInterval: string): Promise<Service> {
   const url = `http://127.0.0.1:${freePort()}`;
-  const config = {
-    path: "acme",
-    image: IMAGE,
-    "github-api-url": fake.url,
-    "name-prefix": prefix,
-    "cache-dir": join(tmp, "cache"),
+  const file = join(tmp, `${phase}.toml`);
+  writeBenchConfig(file, { prefix, tmp, socketPath }, fake.url, {
     "state-dir": join(tmp, "state"),
-    "lxd-socket": socketPath,
     containers: N,
     "check-interval": "30m",
     "watch-interval": watchInterval,
     listen: url.slice("http://".length),
     "webhook-secret": SECRET, // in the file, never on a command line
-  };
-  const file = join(tmp, `${phase}.toml`);
-  // JSON strings and integers are valid TOML values.
-  writeFileSync(file, Object.entries(config).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n");
+  });
   const child = new Deno.Command(bin, {
     args: ["run", "-c", file],
     env: { GITHUB_TOKEN: fake.token, NO_COLOR: "1" }, // the token never goes on a command line
