@@ -5,31 +5,9 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Octokit } from "@octokit/rest";
-import { FakeGithub, type FakeGithubOptions } from "./github.ts";
+import { rejection, withFake } from "./with_fake.ts";
 
 const ORG = "acme";
-const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
-
-async function withFake(
-  fn: (fake: FakeGithub, octokit: Octokit) => Promise<void>,
-  opts: Partial<FakeGithubOptions> = {},
-): Promise<void> {
-  const fake = await FakeGithub.start({ hostname: "127.0.0.1", ...opts });
-  try {
-    await fn(fake, new Octokit({ auth: fake.token, baseUrl: fake.url, log: quiet }));
-  } finally {
-    await fake.close();
-  }
-}
-
-async function rejection(p: Promise<unknown>): Promise<{ status: number; message: string; response?: any }> {
-  try {
-    await p;
-  } catch (error) {
-    return error as { status: number; message: string; response?: any };
-  }
-  throw new Error("Expected the request to fail");
-}
 
 /** Registers a JIT runner and returns what run.sh would read from its .runner file, plus a broker client. */
 async function jitRunner(octokit: Octokit, name: string, labels = ["self-hosted"]) {

@@ -4,29 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { Octokit } from "@octokit/rest";
-import { FakeGithub, primaryRateLimit, secondaryRateLimit } from "./github.ts";
+import { primaryRateLimit, secondaryRateLimit } from "./github.ts";
 import { sha256Hex } from "./runner_app.ts";
+import { quietLog, rejection, withFake } from "./with_fake.ts";
 
 const ORG = "acme";
-
-async function withFake(fn: (fake: FakeGithub, octokit: Octokit) => Promise<void>, opts: { rateLimit?: number } = {}) {
-  const fake = await FakeGithub.start({ hostname: "127.0.0.1", ...opts });
-  try {
-    await fn(fake, new Octokit({ auth: fake.token, baseUrl: fake.url, log: quiet }));
-  } finally {
-    await fake.close();
-  }
-}
-const quiet = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
-
-async function rejection(p: Promise<unknown>): Promise<{ status: number; message: string; response?: any }> {
-  try {
-    await p;
-  } catch (error) {
-    return error as { status: number; message: string; response?: any };
-  }
-  throw new Error("Expected the request to fail");
-}
 
 Deno.test("octokit paginates more than 100 runners over pages with GitHub's Link header", async () => {
   await withFake(async (fake, octokit) => {
@@ -125,12 +107,12 @@ Deno.test("deleting a busy runner is refused with GitHub's 422; idle ones go; un
 
 Deno.test("a wrong or missing token gets 401 and is not counted", async () => {
   await withFake(async (fake) => {
-    const wrong = new Octokit({ auth: "ghp_wrong", baseUrl: fake.url, log: quiet });
+    const wrong = new Octokit({ auth: "ghp_wrong", baseUrl: fake.url, log: quietLog });
     const bad = await rejection(wrong.rest.actions.listSelfHostedRunnersForOrg({ org: ORG }));
     assert.equal(bad.status, 401);
     assert.equal(bad.response.data.message, "Bad credentials");
     const none = await rejection(
-      new Octokit({ baseUrl: fake.url, log: quiet }).rest.actions.listSelfHostedRunnersForOrg({ org: ORG }),
+      new Octokit({ baseUrl: fake.url, log: quietLog }).rest.actions.listSelfHostedRunnersForOrg({ org: ORG }),
     );
     assert.equal(none.status, 401);
     assert.equal(none.response.data.message, "Requires authentication");
