@@ -2,14 +2,14 @@
  * What both benchmarks (scripts/bench.ts, scripts/bench_service.ts) share: argument checks, medians and their
  * rendering, progress lines, an up-to-date binary, and the test host (LXD, bridge, a private copy of the binary).
  */
-import { copyFileSync, existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { detectLxdSocket, LxdClient } from "../lib/lxd.ts";
 
-export const ROOT = new URL("..", import.meta.url).pathname;
-export const DIST_BIN = join(ROOT, "dist/github-runner-linux-x64");
+export { DIST_BIN, ROOT } from "./dist_binary.ts";
+import { DIST_BIN, ensureBinary as ensureDistBinary } from "./dist_binary.ts";
 
 export const whole = (s: string, flag: string): number => {
   if (!/^[1-9]\d*$/.test(s)) throw new Error(`${flag} must be a positive whole number, got "${s}"`);
@@ -25,20 +25,6 @@ export const median = (xs: number[]): number => {
 
 export const ms = (x: number): string =>
   isNaN(x) ? "—" : x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(x < 10 ? 1 : 0)} ms`;
-
-/** Builds the binary when it is missing or older than its sources: timing a stale binary would mislead. */
-export function ensureBinary(): string {
-  const mtime = (f: string) => statSync(join(ROOT, f)).mtimeMs;
-  const lib = readdirSync(join(ROOT, "lib"), { recursive: true }).map((f) => `lib/${f}`);
-  const newest = Math.max(...["main.ts", "build.ts", ...lib].filter((f) => f.endsWith(".ts")).map((f) => mtime(f)));
-  const why = !existsSync(DIST_BIN) ? "missing" : statSync(DIST_BIN).mtimeMs < newest ? "older than its sources" : "";
-  if (!why) return "up to date";
-  progress(`${DIST_BIN} is ${why}: deno task build`);
-  const built = new Deno.Command("deno", { args: ["task", "build"], cwd: ROOT, stdout: "inherit", stderr: "inherit" })
-    .outputSync();
-  if (!built.success) throw new Error(`deno task build failed (exit ${built.code})`);
-  return `rebuilt: it was ${why}`;
-}
 
 export interface BenchHost {
   /** The host's address on lxdbr0: where runner containers reach the fake GitHub. */
@@ -88,4 +74,9 @@ export function writeBenchConfig(
   };
   // JSON strings, numbers and booleans are valid TOML values.
   writeFileSync(file, Object.entries(config).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n") + "\n");
+}
+
+/** dist_binary.ts ensureBinary, saying on the progress line when it rebuilds. */
+export function ensureBinary(): string {
+  return ensureDistBinary(progress);
 }

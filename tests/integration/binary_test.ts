@@ -3,19 +3,14 @@
  * GitHub-compatible server, `check --json` reports it, and the token never shows in output or arguments.
  */
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { idleRunners, openBed } from "./harness.ts";
+import { DIST_BIN, ensureBinary } from "../../scripts/dist_binary.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-const BINARY = join(ROOT, "dist/github-runner-linux-x64");
-
-function ensureBinary(): void {
-  if (!existsSync(BINARY)) execFileSync("deno", ["task", "build"], { cwd: ROOT, stdio: "ignore" });
-}
+const BINARY = DIST_BIN;
 
 Deno.test("binary: reconcile, check and flush against real LXD and a GitHub-compatible server", async () => {
   ensureBinary();
