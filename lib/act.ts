@@ -4,14 +4,17 @@
  */
 import type { Action } from "./plan.ts";
 import type { GithubClient } from "./github.ts";
-import type { LxdClient } from "./lxd.ts";
-import { type SpawnDeps, spawnRunner, type SpawnSpec } from "./spawn.ts";
+import { type LxdClient, LxdError } from "./lxd.ts";
+import { KEY_FINISHED_AT } from "./names.ts";
+import { type SpawnDeps, SpawnError, spawnRunner, type SpawnSpec, type SpawnStep, type StepTimes } from "./spawn.ts";
 
 export type Outcome =
   /** Done as planned. */
   | "done"
   /** Removal cancelled: GitHub refused to deregister because the runner took a job. */
   | "kept-busy"
+  /** Removal of a runner the list did not show cancelled: asked by name, GitHub still has its registration. */
+  | "kept"
   | "failed";
 
 export interface ActionResult {
@@ -20,12 +23,16 @@ export interface ActionResult {
   /** The runner a create made. */
   name?: string;
   error?: string;
+  /** A failed create: the spawn step that failed. */
+  failedStep?: SpawnStep;
+  /** A create: milliseconds per spawn step. */
+  steps?: StepTimes;
   durationMs: number;
 }
 
 export interface ActDeps extends SpawnDeps {
   github: Pick<GithubClient, "generateJitConfig" | "deleteRunner" | "findRunner">;
-  lxd: Pick<LxdClient, "createInstance" | "deleteInstance" | "exec" | "pushFile">;
+  lxd: Pick<LxdClient, "createInstance" | "deleteInstance" | "exec" | "pushFile" | "setUserKeys">;
   /** The spawn spec for a create, with a fresh name. */
   specFor: (action: Extract<Action, { kind: "create" }>) => SpawnSpec;
   clock: () => number;
@@ -36,15 +43,15 @@ export async function act(
   actions: Action[],
   opts: { concurrency: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void },
 ): Promise<ActionResult[]> {
-  const removals = actions.filter((a) => a.kind === "remove");
+  const removals = actions.filter((a) => a.kind !== "create");
   const creates = actions.filter((a) => a.kind === "create");
   let done = 0;
   const run = async (a: Action) => {
-    const result = await timed(
-      deps.clock,
-      () => a.kind === "remove" ? removeOne(deps, a, opts.signal) : createOne(deps, a, opts.signal),
-      a,
-    );
+    const result = await timed(deps.clock, () => {
+      if (a.kind === "remove") return removeOne(deps, a, opts.signal);
+      if (a.kind === "create") return createOne(deps, a, opts.signal);
+      return markFinished(deps, a, opts.signal);
+    }, a);
     opts.onProgress?.(++done, actions.length);
     return result;
   };
@@ -69,6 +76,8 @@ async function removeOne(
   if (runnerId === undefined && a.instance) {
     const found = await deps.github.findRunner(a.name, signal);
     if (found?.busy) return { outcome: "kept-busy" };
+    // Removed BECAUSE the registration is gone: if GitHub has it after all, the list missed it; it lives on.
+    if (found && (a.cause === "finished" || a.cause === "unregistered")) return { outcome: "kept" };
     runnerId = found?.id;
   }
   if (runnerId !== undefined) {
@@ -80,14 +89,26 @@ async function removeOne(
   return { outcome: "done" };
 }
 
+async function markFinished(
+  deps: ActDeps,
+  a: Extract<Action, { kind: "mark-finished" }>,
+  signal?: AbortSignal,
+): Promise<Omit<ActionResult, "durationMs" | "action">> {
+  // Gone meanwhile (it powered off, as a finished runner should) is as good as marked.
+  await deps.lxd.setUserKeys(a.name, { [KEY_FINISHED_AT]: String(a.at) }, { signal }).catch((e) => {
+    if (!(e instanceof LxdError && e.status === 404)) throw e;
+  });
+  return { outcome: "done" };
+}
+
 async function createOne(
   deps: ActDeps,
   a: Extract<Action, { kind: "create" }>,
   signal?: AbortSignal,
 ): Promise<Omit<ActionResult, "durationMs" | "action">> {
   const spec = deps.specFor(a);
-  await spawnRunner(deps, spec, { signal });
-  return { outcome: "done", name: spec.name };
+  const { steps } = await spawnRunner(deps, spec, { signal });
+  return { outcome: "done", name: spec.name, steps };
 }
 
 async function timed(
@@ -99,7 +120,14 @@ async function timed(
   try {
     return { action, ...await f(), durationMs: clock() - start };
   } catch (e) {
-    return { action, outcome: "failed", error: (e as Error).message ?? String(e), durationMs: clock() - start };
+    const failedStep = e instanceof SpawnError ? e.step : undefined;
+    return {
+      action,
+      outcome: "failed",
+      error: (e as Error).message ?? String(e),
+      failedStep,
+      durationMs: clock() - start,
+    };
   }
 }
 

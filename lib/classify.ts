@@ -1,17 +1,42 @@
 /**
  * Join what GitHub and LXD report into one view per runner name, each in exactly one named bucket. Pure.
  * Everything not owned by this prefix is dropped here, so nothing downstream can touch it.
+ *
+ * A runner's life, and what a pass sees in each window of it (lib/spawn.ts registers BEFORE it creates):
+ *
+ * | window                                        | GitHub             | LXD instance              | bucket              |
+ * |-----------------------------------------------|--------------------|---------------------------|---------------------|
+ * | JIT answered, instance not created yet        | offline            | none                      | orphan-registration |
+ * | created (runner-id key), runner not started   | offline            | running, runner-id        | booting             |
+ * | runner started, not connected yet             | offline            | running, runner-id        | booting             |
+ * | runner connected                              | online             | running                   | idle                |
+ * | job taken                                     | busy (lags <= 60s) | running                   | busy                |
+ * | job done: GitHub drops the registration       | none               | running, runner-id        | finished            |
+ * | powered off (ephemeral: LXD deletes it)       | none               | stopped, then none        | stopped, then none  |
+ * | removal: deregistered, delete not done yet    | none               | running, runner-id        | finished            |
+ * | made by an older version, never registered    | none               | running, no runner-id     | unregistered        |
+ * | runner crashed or never came up               | offline            | running, older than boot  | boot-timeout        |
+ *
+ * Only idle and booting runners count toward the target: a finished instance is on its way out, however long its
+ * power-off takes, and counting it (as "booting") once made surplus removal delete healthy idle runners.
  */
 import type { Desired, GithubRunner, Instance, InstanceType, Observed } from "./types.ts";
-import { isOwnedInstance, isOwnedName, KEY_SCOPE } from "./names.ts";
+import { isOwnedInstance, isOwnedName, KEY_RUNNER_ID, KEY_SCOPE } from "./names.ts";
 
 export type Bucket =
   /** Online, not busy, instance running: counts toward the target. */
   | "idle"
   /** GitHub says busy: never removed by reconcile, whatever else is true. */
   | "busy"
-  /** Instance running, runner not (yet) online, younger than boot-timeout: counts toward the target. */
+  /** Registered but not online yet, instance running, younger than boot-timeout: counts toward the target. */
   | "booting"
+  /**
+   * Instance running whose registration existed (runner-id key) and is gone: its job is done (or someone
+   * deregistered it). Never counted; it powers itself off, or is deleted after a grace.
+   */
+  | "finished"
+  /** Instance running without a registration and without a runner-id key (an older version's): never counted. */
+  | "unregistered"
   /** Instance running, runner not online, older than boot-timeout: failed; remove. */
   | "boot-timeout"
   /** Instance not running (stopped, errored, frozen): remove. */
@@ -89,6 +114,8 @@ function bucketOf(
   if (!instance) return runner!.status === "online" ? "vanishing" : "orphan-registration";
   if (!LIVE_STATUSES.has(instance.status)) return "stopped";
   if (runner?.status === "online") return "idle";
+  // A registration is made before its instance, so no registration means it is gone, not that it is yet to come.
+  if (!runner) return instance.userKeys[KEY_RUNNER_ID] !== undefined ? "finished" : "unregistered";
   return ageMs < bootTimeoutMs ? "booting" : "boot-timeout";
 }
 
@@ -98,6 +125,8 @@ export function countBuckets(views: RunnerView[]): Record<Bucket, number> {
     idle: 0,
     busy: 0,
     booting: 0,
+    finished: 0,
+    unregistered: 0,
     "boot-timeout": 0,
     stopped: 0,
     "orphan-registration": 0,
@@ -107,3 +136,6 @@ export function countBuckets(views: RunnerView[]): Record<Bucket, number> {
   for (const v of views) counts[v.bucket]++;
   return counts;
 }
+
+/** Every bucket, in a stable order (metrics start each label value at 0). */
+export const BUCKETS = Object.keys(countBuckets([])) as readonly Bucket[];

@@ -67,6 +67,9 @@ export class ImageBuildError extends Error {
   override name = "ImageBuildError";
 }
 
+/** Prints the image's distribution id and release codename ("ubuntu noble"); nothing when it has no os-release. */
+const OS_RELEASE = `(. /etc/os-release && echo "\${ID:-} \${VERSION_CODENAME:-}") 2>/dev/null || true`;
+
 /** Builds, proves and installs a runner image from `spec.baseImage`. */
 export async function buildImage(deps: ImageDeps, spec: BuildSpec): Promise<ImageResult> {
   const { lxd, log } = deps;
@@ -114,6 +117,10 @@ export async function buildImage(deps: ImageDeps, spec: BuildSpec): Promise<Imag
     }
     log.debug("Image recipe output: {output}", { output: tail(run.stdout, 40) });
     await lxd.exec(builder, ["rm", "-rf", BUILD_DIR], { signal });
+    // Explicit properties replace the base image's (measured on 5.0.2), so `os` and `release` are carried over:
+    // spawns label runners with the image's release (lib/spawn.ts), read before the instance exists.
+    const osRelease = await lxd.exec(builder, ["sh", "-c", OS_RELEASE], { signal });
+    const [os, release] = osRelease.stdout.replace(/\s+$/, "").split(" ");
     await lxd.stopInstance(builder, { signal, timeoutS: 60 });
 
     log.info("Publishing {builder} as an image", { builder });
@@ -123,6 +130,8 @@ export async function buildImage(deps: ImageDeps, spec: BuildSpec): Promise<Imag
       compression: spec.compression,
       properties: {
         description: `github-runner image from ${spec.baseImage}, runner ${spec.runnerApp.filename}`,
+        ...(os ? { os } : {}),
+        ...(release ? { release } : {}),
         "github-runner.base-image": spec.baseImage,
         "github-runner.runner-sha256": spec.runnerApp.sha256,
       },

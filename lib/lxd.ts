@@ -58,6 +58,19 @@ export interface ExecOptions extends CallOptions {
   user?: number;
   group?: number;
   cwd?: string;
+  /**
+   * "on-failure": stdout and stderr are read (and their log files deleted) only when the command fails; a success
+   * returns them empty and leaves the two small log files to be deleted with the instance. Saves four round trips.
+   * Default "always".
+   */
+  output?: "always" | "on-failure";
+}
+
+/** An image as LXD describes it (GET /1.0/images/FINGERPRINT). */
+export interface ImageInfo {
+  fingerprint: string;
+  /** The image's properties: LXD's images carry `os`, `release` ("noble", "bookworm"), `description`. */
+  properties: Record<string, string>;
 }
 
 export interface ExecResult {
@@ -229,13 +242,46 @@ export class LxdClient {
       await Promise.allSettled(logs.map((path) => this.#lxd.request(call, { method: "DELETE", path })));
       requireSuccess(call.operation, op);
     }
+    const exitCode = op.metadata.return;
+    if (typeof exitCode !== "number") throw new LxdError(call.operation, 0, "LXD reported no exit code");
+    if (exitCode === 0 && opts?.output === "on-failure") return { exitCode, stdout: "", stderr: "" };
     const text = async (path: string | undefined) =>
       path ? new TextDecoder().decode((await this.#lxd.raw(call, { method: "GET", path })).body) : "";
     const [stdout, stderr] = await Promise.all([text(output["1"]), text(output["2"])]);
     await Promise.all(logs.map((path) => this.#lxd.sync(call, { method: "DELETE", path })));
-    const exitCode = op.metadata.return;
-    if (typeof exitCode !== "number") throw new LxdError(call.operation, 0, "LXD reported no exit code");
     return { exitCode, stdout, stderr };
+  }
+
+  /**
+   * Sets `user.*` keys on an instance, leaving the rest of its config as it is (PATCH, sync: about 50 ms on a
+   * busy 2-core host). Only `user.` keys: nothing else about a running instance changes here.
+   */
+  async setUserKeys(name: string, keys: Record<string, string>, opts?: CallOptions): Promise<void> {
+    for (const key of Object.keys(keys)) {
+      if (!key.startsWith("user.")) throw new TypeError(`Cannot set "${key}" on instance "${name}": not a user.* key`);
+    }
+    const call = this.#call(`set user keys on instance "${name}"`, opts);
+    await this.#lxd.sync(call, { method: "PATCH", path: `/1.0/instances/${enc(name)}`, json: { config: keys } });
+  }
+
+  /** The image an alias (or a fingerprint, 12+ hex digits) names; undefined when there is none. */
+  async image(aliasOrFingerprint: string, opts?: CallOptions): Promise<ImageInfo | undefined> {
+    const call = this.#call(`look up image "${aliasOrFingerprint}"`, opts);
+    // An alias first, as LXD resolves a source: a fingerprint-like name may still be an alias.
+    const alias = await this.#lxd.sync(call, { method: "GET", path: `/1.0/images/aliases/${enc(aliasOrFingerprint)}` })
+      .catch(gone);
+    if (alias === GONE && !looksLikeFingerprint(aliasOrFingerprint)) return undefined;
+    const target = alias === GONE ? aliasOrFingerprint : (alias as Record<string, unknown> | null)?.target;
+    if (typeof target !== "string") throw new LxdError(call.operation, 0, "LXD returned an alias without a target");
+    const fingerprint = target;
+    const meta = await this.#lxd.sync(call, { method: "GET", path: `/1.0/images/${enc(fingerprint)}` }).catch(gone);
+    if (meta === GONE) return undefined;
+    const m = (meta ?? {}) as Record<string, unknown>;
+    const properties: Record<string, string> = {};
+    for (const [k, v] of Object.entries((m.properties ?? {}) as Record<string, unknown>)) {
+      if (typeof v === "string") properties[k] = v;
+    }
+    return { fingerprint: typeof m.fingerprint === "string" ? m.fingerprint : fingerprint, properties };
   }
 
   /** Writes a file (overwriting). `{fromFile}` streams a host file instead of holding it in memory. */

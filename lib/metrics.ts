@@ -7,53 +7,24 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { PassReport } from "./reconcile.ts";
-import type { Bucket } from "./classify.ts";
-import type { RemoveCause } from "./plan.ts";
+import { BUCKETS, type RunnerView } from "./classify.ts";
+import { REMOVE_CAUSES } from "./plan.ts";
+import { SPAWN_STEPS } from "./spawn.ts";
 import type { ResponseInfo } from "./github.ts";
 import type { InstanceType } from "./types.ts";
 
 export type WebhookResult = "accepted" | "ignored" | "rejected";
 
-const BUCKETS: readonly Bucket[] = [
-  "idle",
-  "busy",
-  "booting",
-  "boot-timeout",
-  "stopped",
-  "orphan-registration",
-  "vanishing",
-  "draining",
-];
 /** "unknown": a registration without an instance, whose type only the instance knew. */
 const RUNNER_TYPES = ["container", "virtual-machine", "unknown"] as const;
 const INSTANCE_TYPES: readonly InstanceType[] = ["container", "virtual-machine"];
-const REMOVE_CAUSES: readonly RemoveCause[] = [
-  "surplus",
-  "over-cap",
-  "max-age",
-  "outdated",
-  "boot-timeout",
-  "stopped",
-  "orphan-registration",
-  "flush",
-];
 const PASS_RESULTS = ["ok", "failed", "error"] as const;
 const WEBHOOK_RESULTS: readonly WebhookResult[] = ["accepted", "ignored", "rejected"];
 /** Passes take about a second when nothing changes and up to the 15-minute deadline when spawning VMs. */
 const PASS_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900];
 
-/** SpawnError's step (lib/spawn.ts) -> a short label value. Anything else is "other". */
-const SPAWN_STEPS: Record<string, string> = {
-  "create instance": "create-instance",
-  "check image": "check-image",
-  "push runner application": "push",
-  "prepare instance": "prepare",
-  "register with GitHub": "register",
-  "start runner": "start",
-};
-const STEP_LABELS = [...Object.values(SPAWN_STEPS), "other"];
-/** SpawnError's message: `Cannot spawn runner "<name>" (<step>): <cause>`. */
-const SPAWN_MESSAGE = /^Cannot spawn runner "[^"]*" \(([^)]+)\):/;
+/** Failed spawns are labelled by step (lib/spawn.ts SPAWN_STEPS); "other" when the failure had no step. */
+const STEP_LABELS = [...SPAWN_STEPS, "other"];
 
 export class Metrics {
   readonly #registry = new Registry();
@@ -92,7 +63,7 @@ export class Metrics {
     }
     this.#runners = gauge(
       "runners",
-      "Runners of this prefix by bucket (lib/classify.ts) and instance type, as the last pass observed them.",
+      "Runners of this prefix by bucket (lib/classify.ts) and instance type, as last observed (pass or watch).",
       ["state", "type"],
     );
     this.#target = gauge("target_runners", "Idle runners wanted, by instance type.", ["type"]);
@@ -184,22 +155,30 @@ export class Metrics {
     this.#maxRunners.set(report.target.maxRunners);
 
     // A pass that could not observe reports no runners; keep the last known counts rather than claim zero.
-    if (!(report.error && report.runners.length === 0)) {
-      for (const state of BUCKETS) for (const type of RUNNER_TYPES) this.#runners.set({ state, type }, 0);
-      for (const r of report.runners) {
-        const type = r.type === "container" || r.type === "virtual-machine" ? r.type : "unknown";
-        this.#runners.inc({ state: r.bucket, type });
-      }
-    }
+    if (!(report.error && report.runners.length === 0)) this.observeRunners(report.runners);
 
     for (const r of report.results) {
       const a = r.action;
       if (a.kind === "create") {
         if (r.outcome === "done") this.#created.inc({ type: a.type });
-        else if (r.outcome === "failed") this.#spawnFailures.inc({ type: a.type, step: spawnStep(r.error) });
-      } else if (r.outcome === "done") this.#removed.inc({ cause: a.cause });
+        else if (r.outcome === "failed") this.#spawnFailures.inc({ type: a.type, step: r.failedStep ?? "other" });
+      } else if (a.kind === "mark-finished") continue;
+      else if (r.outcome === "done") this.#removed.inc({ cause: a.cause });
       else if (r.outcome === "kept-busy") this.#keptBusy.inc();
+      else if (r.outcome === "kept") continue;
       else this.#removeFailures.inc({ cause: a.cause });
+    }
+  }
+
+  /**
+   * The runner gauges, from the latest observation: a pass's, or the watch's between passes (so a dashboard sees
+   * runners come online and go busy within one watch-interval, not at the next pass).
+   */
+  observeRunners(runners: readonly Pick<RunnerView, "bucket" | "type">[]): void {
+    for (const state of BUCKETS) for (const type of RUNNER_TYPES) this.#runners.set({ state, type }, 0);
+    for (const r of runners) {
+      const type = r.type === "container" || r.type === "virtual-machine" ? r.type : "unknown";
+      this.#runners.inc({ state: r.bucket, type });
     }
   }
 
@@ -239,12 +218,6 @@ export class Metrics {
   get contentType(): string {
     return this.#registry.contentType;
   }
-}
-
-/** The failed step of a spawn from SpawnError's message; "other" when the message has another shape. */
-export function spawnStep(error: string | undefined): string {
-  const step = error ? SPAWN_MESSAGE.exec(error)?.[1] : undefined;
-  return (step && SPAWN_STEPS[step]) ?? "other";
 }
 
 /** lib/github.ts already templates runner ids; any other numeric segment is templated here too, defensively. */

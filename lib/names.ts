@@ -14,6 +14,17 @@ export const MAX_PREFIX = MAX_NAME - 1 - SUFFIX_HEX;
 export const KEY_PREFIX = "user.github-runner.prefix";
 /** The GitHub server and path the instance's runner registered with: see scopeOf. */
 export const KEY_SCOPE = "user.github-runner.scope";
+/**
+ * The GitHub runner id of the instance's registration. Written at creation: the runner registers (JIT) BEFORE its
+ * instance is made, so an instance carrying this key whose registration is gone has finished its job (or was
+ * deregistered), and is never mistaken for one still booting (lib/classify.ts). Not a secret.
+ */
+export const KEY_RUNNER_ID = "user.github-runner.runner-id";
+/**
+ * When a pass first saw the instance's registration gone (milliseconds since the epoch): the start of its grace to
+ * power off by itself before it is deleted.
+ */
+export const KEY_FINISHED_AT = "user.github-runner.finished-at";
 
 /** Where runners register: the API URL and the org or owner/repo. Instances of another scope drain. */
 export function scopeOf(config: { githubApiUrl: string; path: string }): string {

@@ -5,6 +5,7 @@
 import type { Desired, HostCapacity, InstanceType, Observed } from "./types.ts";
 import { formatBytes } from "./units.ts";
 import { type Bucket, classify, type RunnerView } from "./classify.ts";
+import { KEY_FINISHED_AT } from "./names.ts";
 
 export type RemoveCause =
   | "surplus"
@@ -14,7 +15,23 @@ export type RemoveCause =
   | "boot-timeout"
   | "stopped"
   | "orphan-registration"
+  | "finished"
+  | "unregistered"
   | "flush";
+
+/** Every RemoveCause, for metrics that start each label value at 0. */
+export const REMOVE_CAUSES: readonly RemoveCause[] = [
+  "surplus",
+  "over-cap",
+  "max-age",
+  "outdated",
+  "boot-timeout",
+  "stopped",
+  "orphan-registration",
+  "finished",
+  "unregistered",
+  "flush",
+];
 
 export type Action =
   | { kind: "create"; type: InstanceType; reason: string }
@@ -29,7 +46,9 @@ export type Action =
     instance: boolean;
     /** flush --busy only: the runner is busy; delete the instance first, deregistration may lag. */
     busy?: true;
-  };
+  }
+  /** A finished instance seen for the first time: write when, so its grace survives restarts (no database). */
+  | { kind: "mark-finished"; name: string; at: number; reason: string };
 
 type CreateAction = Extract<Action, { kind: "create" }>;
 
@@ -47,6 +66,7 @@ const CLEANUP: Partial<Record<Bucket, (v: RunnerView) => string>> = {
   "boot-timeout": (v) => `instance running ${seconds(v.ageMs)}s without an online runner (boot-timeout exceeded)`,
   stopped: (v) => `instance is ${v.instance!.status.toLowerCase()}`,
   "orphan-registration": () => "offline registration without an instance",
+  unregistered: () => "instance running without a registration, made by a version that registered after creating",
 };
 
 export function plan(observed: Observed, desired: Desired, now: number): Plan {
@@ -57,10 +77,21 @@ export function plan(observed: Observed, desired: Desired, now: number): Plan {
     removed.add(v.name);
     actions.push({ kind: "remove", name: v.name, cause, reason, runnerId: v.runner?.id, instance: !!v.instance });
   };
+  // A finished runner powers itself off within seconds (a container) or tens of seconds (a VM); one that has not
+  // after the grace is stuck, and deleted. The grace starts when a pass first saw the registration gone.
+  const finish = (v: RunnerView) => {
+    const since = Number(v.instance!.userKeys[KEY_FINISHED_AT]);
+    if (!Number.isFinite(since) || since <= 0) {
+      actions.push({ kind: "mark-finished", name: v.name, at: now, reason: "registration gone, instance running" });
+    } else if (now - since >= desired.finishedGraceMs) {
+      remove(v, "finished", `registration gone ${seconds(now - since)}s ago and the instance is still running`);
+    }
+  };
 
   for (const v of views) {
     const rule = CLEANUP[v.bucket];
     if (rule) remove(v, v.bucket as RemoveCause, rule(v));
+    if (v.bucket === "finished") finish(v);
   }
 
   // Rotation by age: one aged idle runner per type and pass, so warm runners never all vanish at once. It still

@@ -14,6 +14,12 @@ import { runnerName, scopeOf } from "./names.ts";
 import { cachedRunnerApp, ensureRunnerApp, type RunnerApp, runnerArch } from "./runner_app.ts";
 import type { Logger } from "./log.ts";
 
+/**
+ * How long a finished runner's instance (job done, registration gone) may take to power itself off before it is
+ * deleted: a container takes 1-3 s, a VM tens of seconds; one still running after this is stuck.
+ */
+export const FINISHED_GRACE_MS = 90_000;
+
 export interface PassDeps {
   github: GithubClient;
   lxd: LxdClient;
@@ -83,6 +89,7 @@ export function desiredOf(config: Config): Desired {
     virtualMachines: config.virtualMachines,
     maxRunners: config.maxRunners,
     bootTimeoutMs: config.bootTimeoutMs,
+    finishedGraceMs: FINISHED_GRACE_MS,
     maxRunnerAgeMs: config.maxRunnerAgeMs,
     scope: scopeOf(config),
     needs: {
@@ -174,7 +181,9 @@ async function execute(
 ): Promise<ActionResult[]> {
   for (const a of actions) {
     if (a.kind === "create") deps.log.info("Creating a {type} runner: {reason}", { type: a.type, reason: a.reason });
-    else deps.log.info("Removing {name} ({cause}): {reason}", { name: a.name, cause: a.cause, reason: a.reason });
+    else if (a.kind === "remove") {
+      deps.log.info("Removing {name} ({cause}): {reason}", { name: a.name, cause: a.cause, reason: a.reason });
+    } else deps.log.info("Marking {name} finished: {reason}", { name: a.name, reason: a.reason });
   }
   const results = await act(
     {
@@ -182,6 +191,7 @@ async function execute(
       lxd: deps.lxd,
       runnerApp,
       runnerGroupId: once(() => deps.github.runnerGroupId(config.group, signal)),
+      imageRelease: once(() => deps.lxd.image(config.image, { signal }).then((i) => i?.properties.release)),
       clock: deps.clock,
       specFor: (a) => ({
         name: runnerName(config.namePrefix, deps.randomBytes),
@@ -204,10 +214,12 @@ async function execute(
 }
 
 function logResult(log: Logger, r: ActionResult): void {
+  if (r.action.kind === "mark-finished" && r.outcome !== "failed") return;
   const name = r.action.kind === "create" ? r.name : r.action.name;
   const props = { name, kind: r.action.kind, outcome: r.outcome, durationMs: r.durationMs, error: r.error };
   if (r.outcome === "failed") log.error(`Failed to ${r.action.kind} a runner: {error}`, props);
   else if (r.outcome === "kept-busy") log.info("Kept {name}: deregistration refused, the runner is busy", props);
+  else if (r.outcome === "kept") log.info("Kept {name}: GitHub still lists its registration", props);
   else if (r.action.kind === "create") {
     log.info("Created {name} ({type}) in {durationMs} ms", { ...props, type: r.action.type });
   } else log.info("Removed {name}", props);

@@ -30,11 +30,15 @@ export function formatPassReport(report: PassReport): string {
   for (const r of report.results) {
     const what = r.action.kind === "create"
       ? `create ${r.action.type}${r.name ? ` ${r.name}` : ""}`
-      : `remove ${r.action.name} (${r.action.cause})`;
+      : r.action.kind === "remove"
+      ? `remove ${r.action.name} (${r.action.cause})`
+      : `mark ${r.action.name} finished`;
     const how = r.outcome === "failed"
       ? `FAILED: ${r.error}`
       : r.outcome === "kept-busy"
       ? "kept: the runner is busy"
+      : r.outcome === "kept"
+      ? "kept: GitHub still lists it"
       : "done";
     lines.push(`  ${what}: ${how}`);
   }

@@ -1,21 +1,18 @@
 /**
  * Spawning one runner: an ephemeral LXD instance that registers with a single-use JIT config, takes one job and
  * powers off. Any failure cleans up what was made (instance, registration) before it is reported.
+ *
+ * The runner registers BEFORE its instance is made, and the instance carries the runner id from birth
+ * (KEY_RUNNER_ID): an instance whose registration is gone has therefore finished, never "not registered yet"
+ * (lib/classify.ts has the table of every window). The hot path is a handful of round trips: JIT, create, start,
+ * one push (the JIT config) and one exec that does the rest (lib/instance_scripts.ts START).
  */
 import type { GithubClient } from "./github.ts";
 import type { LxdClient } from "./lxd.ts";
 import type { InstanceType } from "./types.ts";
 import type { RunnerApp } from "./runner_app.ts";
-import { KEY_PREFIX, KEY_SCOPE } from "./names.ts";
-import {
-  HAS_RUNNER_APP,
-  JIT_FILE,
-  LAUNCHER,
-  LAUNCHER_SCRIPT,
-  PREPARE,
-  PUSHED_TARBALL,
-  START_DETACHED,
-} from "./instance_scripts.ts";
+import { KEY_PREFIX, KEY_RUNNER_ID, KEY_SCOPE } from "./names.ts";
+import { JIT_DROP, NEEDS_RUNNER_APP, PUSHED_TARBALL, START } from "./instance_scripts.ts";
 
 /**
  * Creating an instance (a Debian image: 4-6 s alone, up to 36 s in a parallel batch), pushing a 180 MB runner
@@ -50,92 +47,115 @@ export interface SpawnDeps {
   runnerApp: () => Promise<RunnerApp>;
   /** Resolved lazily and once per pass (organisations look the group up by name). */
   runnerGroupId: () => Promise<number>;
+  /** The image's `release` property ("noble"), a runner label; resolved lazily and once per pass. */
+  imageRelease: () => Promise<string | undefined>;
 }
+
+/** The steps of a spawn, in order; a SpawnError names the one that failed (metrics label them). */
+export const SPAWN_STEPS = ["register", "create", "push", "start"] as const;
+export type SpawnStep = typeof SPAWN_STEPS[number];
+
+const STEP_TEXT: Record<SpawnStep, string> = {
+  register: "register with GitHub",
+  create: "create instance",
+  push: "push runner application",
+  start: "start runner",
+};
 
 export class SpawnError extends Error {
   override name = "SpawnError";
   constructor(
     readonly runner: string,
-    readonly step: string,
+    readonly step: SpawnStep,
     override readonly cause: unknown,
     readonly cleanupFailures: string[],
   ) {
     const tail = cleanupFailures.length
       ? `; cleanup failed too, the next pass retries it: ${cleanupFailures.join("; ")}`
       : "";
-    super(`Cannot spawn runner "${runner}" (${step}): ${(cause as Error)?.message ?? cause}${tail}`);
+    super(`Cannot spawn runner "${runner}" (${STEP_TEXT[step]}): ${(cause as Error)?.message ?? cause}${tail}`);
   }
 }
 
-/** Creates, prepares and starts one runner. Returns the GitHub runner id. */
+/** Milliseconds each step took, for the trace (scripts/bench_spawn.ts). */
+export type StepTimes = Partial<Record<SpawnStep, number>>;
+
+/** Registers, creates and starts one runner. Returns the GitHub runner id. */
 export async function spawnRunner(
   deps: SpawnDeps,
   spec: SpawnSpec,
-  opts: { signal?: AbortSignal } = {},
-): Promise<{ runnerId: number; pushedTarball: boolean }> {
+  opts: { signal?: AbortSignal; clock?: () => number } = {},
+): Promise<{ runnerId: number; pushedTarball: boolean; steps: StepTimes }> {
   const { signal } = opts;
-  let step = "create instance";
-  let created = false;
+  const clock = opts.clock ?? (() => performance.now());
+  const steps: StepTimes = {};
+  let step: SpawnStep = "register";
+  let mark = clock();
+  const next = (s: SpawnStep) => {
+    const t = clock();
+    steps[step] = (steps[step] ?? 0) + t - mark;
+    [step, mark] = [s, t];
+  };
+  let [asked, created] = [false, false];
   let runnerId: number | undefined;
   try {
-    await deps.lxd.createInstance({
-      name: spec.name,
-      type: spec.type,
-      image: spec.image,
-      ephemeral: true,
-      start: true,
-      config: instanceConfig(spec),
-      devices: instanceDevices(spec),
-    }, { signal, timeoutMs: SLOW_STEP_MS });
-    created = true;
-
-    step = "check image";
-    const baked = (await deps.lxd.exec(spec.name, ["sh", "-c", HAS_RUNNER_APP], { signal })).exitCode === 0;
-    if (!baked) {
-      step = "push runner application";
-      const app = await deps.runnerApp();
-      await deps.lxd.pushFile(spec.name, PUSHED_TARBALL, { fromFile: app.path }, {
-        mode: 0o600,
-        signal,
-        timeoutMs: SLOW_STEP_MS,
-      });
-    }
-    step = "prepare instance";
-    const prep = await deps.lxd.exec(spec.name, ["sh", "-c", PREPARE], { signal, timeoutMs: SLOW_STEP_MS });
-    if (prep.exitCode !== 0) throw new Error(`exit ${prep.exitCode}: ${prep.stderr.trim()}`);
-    const [uidText, gidText, release] = prep.stdout.trim().split("\n").pop()!.split(" ");
-    const [uid, gid] = [Number(uidText), Number(gidText)];
-
-    step = "register with GitHub";
-    const runnerGroupId = await deps.runnerGroupId();
+    const [runnerGroupId, release] = await Promise.all([deps.runnerGroupId(), deps.imageRelease()]);
+    asked = true;
     const jit = await deps.github.generateJitConfig(
       { name: spec.name, labels: runnerLabels(spec, release), runnerGroupId },
       signal,
     );
     runnerId = jit.runnerId;
 
-    step = "start runner";
-    await deps.lxd.pushFile(spec.name, JIT_FILE, jit.encodedJitConfig, { uid, gid, mode: 0o400, signal });
-    await deps.lxd.pushFile(spec.name, LAUNCHER, LAUNCHER_SCRIPT, { mode: 0o755, signal });
-    const started = await deps.lxd.exec(spec.name, ["sh", "-c", START_DETACHED], { signal });
+    next("create");
+    await deps.lxd.createInstance({
+      name: spec.name,
+      type: spec.type,
+      image: spec.image,
+      ephemeral: true,
+      start: true,
+      config: { ...instanceConfig(spec), [KEY_RUNNER_ID]: String(runnerId) },
+      devices: instanceDevices(spec),
+    }, { signal, timeoutMs: SLOW_STEP_MS });
+    created = true;
+
+    next("start");
+    await deps.lxd.pushFile(spec.name, JIT_DROP, jit.encodedJitConfig, { mode: 0o400, signal });
+    const start = () =>
+      deps.lxd.exec(spec.name, ["sh", "-c", START], { signal, timeoutMs: SLOW_STEP_MS, output: "on-failure" });
+    let started = await start();
+    const pushedTarball = started.exitCode === NEEDS_RUNNER_APP;
+    if (pushedTarball) {
+      next("push");
+      const app = await deps.runnerApp();
+      await deps.lxd.pushFile(spec.name, PUSHED_TARBALL, { fromFile: app.path }, {
+        mode: 0o600,
+        signal,
+        timeoutMs: SLOW_STEP_MS,
+      });
+      next("start");
+      started = await start();
+    }
     if (started.exitCode !== 0) throw new Error(`exit ${started.exitCode}: ${started.stderr.trim()}`);
-    return { runnerId, pushedTarball: !baked };
+    next("start");
+    return { runnerId, pushedTarball, steps };
   } catch (e) {
     // Clean up with a fresh deadline: the pass's signal may be what failed us.
     const cleanup = AbortSignal.timeout(60_000);
     const failures: string[] = [];
-    if (runnerId === undefined && step === "register with GitHub") {
+    if (asked && runnerId === undefined) {
       // GitHub has been seen to register a JIT runner and still answer 5xx; the retry then meets 409. The name is
       // ours alone (fresh random hex), so whatever registration carries it was made by this spawn.
       runnerId = await deps.github.findRunner(spec.name, cleanup).then((r) => r?.id, () => undefined);
     }
-    if (runnerId !== undefined) {
-      await deps.github.deleteRunner(runnerId, cleanup).catch((err) => failures.push(`deregister: ${err.message}`));
-    }
+    // The instance first: deregistered while its runner still ran, it would read "finished" for a moment.
     if (created) {
       await deps.lxd.deleteInstance(spec.name, { signal: cleanup }).catch((err) =>
         failures.push(`delete instance: ${err.message}`)
       );
+    }
+    if (runnerId !== undefined) {
+      await deps.github.deleteRunner(runnerId, cleanup).catch((err) => failures.push(`deregister: ${err.message}`));
     }
     throw new SpawnError(spec.name, step, e, failures);
   }

@@ -13,8 +13,10 @@ export interface StateSummary {
   ok: boolean;
   /** Why the last pass could not plan, if it could not. */
   error: string | null;
-  /** Runners by bucket at the start of the last pass. */
+  /** Runners by bucket, as last observed: by the last pass, or by the watch after it (`run`). */
   counts: Record<Bucket, number>;
+  /** When `counts` were observed. */
+  observedAt: string;
   target: PassReport["target"];
   /** What the last pass did: "created", "removed", "kept-busy", "failed" counts. */
   actions: Record<"created" | "removed" | "keptBusy" | "failed", number>;
@@ -26,6 +28,7 @@ export function summarize(report: PassReport, now: number): StateSummary {
   const count = (f: (r: PassReport["results"][number]) => boolean) => report.results.filter(f).length;
   return {
     updatedAt: new Date(now).toISOString(),
+    observedAt: report.startedAt,
     prefix: report.prefix,
     ok: report.ok,
     error: report.error ?? null,
@@ -42,6 +45,24 @@ export function summarize(report: PassReport, now: number): StateSummary {
       ...report.results.filter((r) => r.outcome === "failed").map((r) => r.error ?? "unknown"),
     ].slice(0, 10),
   };
+}
+
+/**
+ * What `run` writes: the last pass's summary, with the counts of the latest observation. Returns a summary only when
+ * there is something new to write, so a watch that sees the same counts every second does not touch the disk.
+ */
+export class StateTracker {
+  #last: StateSummary | undefined;
+
+  passed(report: PassReport, now: number): StateSummary {
+    return this.#last = summarize(report, now);
+  }
+
+  observed(counts: Record<Bucket, number>, now: number): StateSummary | undefined {
+    if (!this.#last || JSON.stringify(this.#last.counts) === JSON.stringify(counts)) return undefined;
+    const at = new Date(now).toISOString();
+    return this.#last = { ...this.#last, counts, observedAt: at, updatedAt: at };
+  }
 }
 
 export async function writeState(stateDir: string, summary: StateSummary): Promise<void> {

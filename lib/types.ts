@@ -60,6 +60,8 @@ export interface Desired {
   maxRunners: number;
   /** An instance whose runner is not online this long after creation has failed. */
   bootTimeoutMs: number;
+  /** A finished runner's instance (job done, registration gone) still running this long is deleted. */
+  finishedGraceMs: number;
   /** 0 = no limit. Idle runners older than this are replaced (stale disks, old patches); busy ones finish first. */
   maxRunnerAgeMs: number;
   /** Where runners register now (names.ts scopeOf); instances marked with another scope are draining. */

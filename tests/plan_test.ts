@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { type Action, plan, planFlush } from "../lib/plan.ts";
 import type { Desired, GithubRunner, Instance, InstanceType, Observed } from "../lib/types.ts";
-import { KEY_PREFIX, KEY_SCOPE } from "../lib/names.ts";
+import { KEY_FINISHED_AT, KEY_PREFIX, KEY_RUNNER_ID, KEY_SCOPE } from "../lib/names.ts";
 
 const NOW = Date.parse("2026-11-28T12:00:00Z");
 const MIN = 60_000;
@@ -14,6 +14,7 @@ const desired = (over: Partial<Desired> = {}): Desired => ({
   virtualMachines: 0,
   maxRunners: 0,
   bootTimeoutMs: 10 * MIN,
+  finishedGraceMs: 2 * MIN,
   maxRunnerAgeMs: 0,
   scope: SCOPE,
   ...over,
@@ -37,18 +38,27 @@ function r(
     scope?: string;
     /** The image fingerprint the instance was made from. */
     image?: string;
+    /** Made by a version that registered after creating: no runner-id key on the instance. */
+    legacy?: boolean;
+    /** A pass marked the instance finished this many minutes ago. */
+    finishedMin?: number;
   },
 ): Partial<Observed> {
   const name = `${s.prefix ?? P}-${hex.padStart(8, "0")}`;
+  const id = nextId++;
   const runners: GithubRunner[] = s.noRunner
     ? []
-    : [{ id: nextId++, name, status: s.status ?? "online", busy: s.busy ?? false, labels: [] }];
+    : [{ id, name, status: s.status ?? "online", busy: s.busy ?? false, labels: [] }];
+  const keys: Record<string, string> = { [KEY_PREFIX]: s.prefix ?? P };
+  if (s.scope) keys[KEY_SCOPE] = s.scope;
+  if (!s.legacy) keys[KEY_RUNNER_ID] = String(id);
+  if (s.finishedMin !== undefined) keys[KEY_FINISHED_AT] = String(NOW - s.finishedMin * MIN);
   const instances: Instance[] = s.noInstance ? [] : [{
     name,
     type: s.type ?? "container",
     status: s.lxd ?? "Running",
     createdAt: NOW - (s.ageMin ?? 1) * MIN,
-    userKeys: s.unmarked ? {} : { [KEY_PREFIX]: s.prefix ?? P, ...(s.scope ? { [KEY_SCOPE]: s.scope } : {}) },
+    userKeys: s.unmarked ? {} : keys,
     ...(s.image ? { baseImage: s.image } : {}),
   }];
   return { runners, instances };
@@ -61,6 +71,8 @@ function show(actions: Action[]): string[] {
   return actions.map((a) =>
     a.kind === "create"
       ? `create ${a.type}`
+      : a.kind === "mark-finished"
+      ? `mark ${a.name.slice(P.length + 1)} finished`
       : `remove ${a.name.slice(P.length + 1)} (${a.cause}${a.busy ? ", busy" : ""})`
   ).sort();
 }
@@ -76,7 +88,7 @@ const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expe
   },
   {
     name: "booting instances count toward the target (no double spawn)",
-    observed: obs(r("a", { status: "offline", ageMin: 2 }), r("b", { noRunner: true, ageMin: 1 })),
+    observed: obs(r("a", { status: "offline", ageMin: 2 }), r("b", { status: "offline", ageMin: 1 })),
     expect: [],
   },
   {
@@ -95,7 +107,7 @@ const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expe
     observed: obs(
       r("a", { ageMin: 30 }),
       r("b", { status: "offline", ageMin: 2 }),
-      r("c", { noRunner: true, ageMin: 1 }),
+      r("c", { status: "offline", ageMin: 1 }),
     ),
     desired: { containers: 1 },
     expect: [`remove ${n("a")} (surplus)`, `remove ${n("c")} (surplus)`],
@@ -192,9 +204,30 @@ const rows: { name: string; observed: Observed; desired?: Partial<Desired>; expe
     expect: [],
   },
   {
-    name: "no runner after boot-timeout: instance deleted and replaced",
-    observed: obs(r("a", { noRunner: true, ageMin: 11 }), r("b", {})),
-    expect: [`remove ${n("a")} (boot-timeout)`, "create container"],
+    name: "an older version's instance without a registration is removed, not counted, and replaced",
+    observed: obs(r("a", { noRunner: true, legacy: true, ageMin: 1 }), r("b", {})),
+    expect: [`remove ${n("a")} (unregistered)`, "create container"],
+  },
+  {
+    name: "a finished runner (registration gone, instance running) is marked, not counted, and replaced",
+    observed: obs(r("a", { noRunner: true, ageMin: 1 }), r("b", {})),
+    expect: [`mark ${n("a")} finished`, "create container"],
+  },
+  {
+    name: "a finished runner within its grace to power off is left alone",
+    observed: obs(r("a", { noRunner: true, finishedMin: 1 }), r("b", {}), r("c", {})),
+    expect: [],
+  },
+  {
+    name: "a finished runner still running after its grace is deleted",
+    observed: obs(r("a", { noRunner: true, finishedMin: 3 }), r("b", {}), r("c", {})),
+    expect: [`remove ${n("a")} (finished)`],
+  },
+  {
+    name: "a finished runner does not count toward the cap",
+    observed: obs(r("a", { noRunner: true, finishedMin: 1 }), r("b", { busy: true })),
+    desired: { containers: 1, maxRunners: 2 },
+    expect: ["create container"],
   },
   {
     name: "offline registration after boot-timeout: deregistered and deleted, replaced",
@@ -276,7 +309,7 @@ Deno.test("plan: every removal of a registered runner deregisters before deletin
 });
 
 Deno.test("plan: time is a parameter; the same observation later times out", () => {
-  const o = obs(r("a", { noRunner: true, ageMin: 5 }), r("b", {}));
+  const o = obs(r("a", { status: "offline", ageMin: 5 }), r("b", {}));
   assert.deepEqual(show(plan(o, desired(), NOW).actions), []);
   assert.deepEqual(
     show(plan(o, desired(), NOW + 6 * MIN).actions),
@@ -333,4 +366,71 @@ Deno.test("plan: admission refuses creates the host cannot hold, and says why", 
   assert.deepEqual(unknown.problems, []);
   const noLimits = plan({ ...obs(), capacity: { memoryFree: 0, diskFree: 0 } }, desired({ containers: 1 }), NOW);
   assert.deepEqual(show(noLimits.actions), ["create container"], "no declared need: not checked");
+});
+
+/**
+ * The churn situations of issue 8, each measured on the real LXD before the fix: jobs finish together, GitHub drops
+ * their registrations at once, and their instances take a few seconds to power off. Only creates and removals are
+ * compared (the finished runners' marks are bookkeeping): each row failed on the planner that counted a finished
+ * instance as booting.
+ */
+const churn: { name: string; observed: Observed; desired: Partial<Desired>; expect: string[] }[] = [
+  {
+    name: "3 idle at target 3, 2 jobs just finished: no idle runner is removed",
+    observed: obs(
+      r("a", { ageMin: 30 }),
+      r("b", { ageMin: 20 }),
+      r("c", { ageMin: 10 }),
+      r("d", { noRunner: true, ageMin: 40 }),
+      r("e", { noRunner: true, ageMin: 40 }),
+    ),
+    desired: { containers: 3 },
+    expect: [],
+  },
+  {
+    name: "target 2, 3 idle after a burst, 2 jobs just finished: exactly one surplus idle runner goes",
+    observed: obs(
+      r("a", { ageMin: 30 }),
+      r("b", { ageMin: 20 }),
+      r("c", { ageMin: 10 }),
+      r("d", { noRunner: true, ageMin: 40 }),
+      r("e", { noRunner: true, ageMin: 40 }),
+    ),
+    desired: { containers: 2 },
+    expect: [`remove ${n("a")} (surplus)`],
+  },
+  {
+    name: "a runner goes busy while another one's job just finished: the busy one is replaced",
+    observed: obs(r("a", { busy: true }), r("b", {}), r("c", { noRunner: true, ageMin: 5 })),
+    desired: { containers: 2 },
+    expect: ["create container"],
+  },
+];
+for (const row of churn) {
+  Deno.test(`plan under churn: ${row.name}`, () => {
+    const changes = plan(row.observed, desired(row.desired), NOW).actions.filter((a) => a.kind !== "mark-finished");
+    assert.deepEqual(show(changes), row.expect);
+  });
+}
+
+Deno.test("plan: a finished runner's removal asks GitHub by name first (no runner id), then deletes", () => {
+  const { actions } = plan(obs(r("a", { noRunner: true, finishedMin: 5 }), r("b", {}), r("c", {})), desired(), NOW);
+  assert.deepEqual(actions, [{
+    kind: "remove",
+    name: `${P}-${n("a")}`,
+    cause: "finished",
+    reason: "registration gone 300s ago and the instance is still running",
+    runnerId: undefined,
+    instance: true,
+  }]);
+});
+
+Deno.test("plan: the finished mark records the pass's own time", () => {
+  const { actions } = plan(obs(r("a", { noRunner: true }), r("b", {}), r("c", {})), desired(), NOW);
+  assert.deepEqual(actions, [{
+    kind: "mark-finished",
+    name: `${P}-${n("a")}`,
+    at: NOW,
+    reason: "registration gone, instance running",
+  }]);
 });

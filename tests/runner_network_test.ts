@@ -28,7 +28,11 @@ Deno.test("spawn: a fenced runner gets an isolated NIC on the runners' bridge an
   let asked: InstanceSpec | undefined;
   const refuse = () => Promise.reject(new Error("stop here"));
   const deps = {
-    github: { generateJitConfig: refuse, deleteRunner: refuse, findRunner: refuse },
+    github: {
+      generateJitConfig: () => Promise.resolve({ runnerId: 7, encodedJitConfig: "x" }),
+      deleteRunner: () => Promise.resolve("deleted"),
+      findRunner: refuse,
+    },
     lxd: {
       createInstance: (s: InstanceSpec) => {
         asked = s;
@@ -40,6 +44,7 @@ Deno.test("spawn: a fenced runner gets an isolated NIC on the runners' bridge an
     },
     runnerApp: refuse,
     runnerGroupId: () => Promise.resolve(1),
+    imageRelease: () => Promise.resolve(undefined),
   };
   const base: SpawnSpec = {
     name: "p-0123abcd",

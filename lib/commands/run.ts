@@ -16,7 +16,8 @@ import { type Listener, makeHandler, serve } from "../http.ts";
 import { jobWaitSeconds } from "../webhook.ts";
 import { SpawnLatency } from "../spawn_latency.ts";
 import { isOwnedName } from "../names.ts";
-import { summarize, writeState } from "../state_file.ts";
+import { type StateSummary, StateTracker, writeState } from "../state_file.ts";
+import { countBuckets } from "../classify.ts";
 import { logger } from "../log.ts";
 import { VERSION } from "../version.ts";
 import type { Io } from "./io.ts";
@@ -47,6 +48,13 @@ export async function runCommand(initial: Config, io: Io, opts: RunOptions): Pro
       onLxdError: (e) => metrics.observeLxdError(e.operation),
     });
   let deps = build(config);
+  const state = new StateTracker();
+  const saveState = async (summary: StateSummary | undefined) => {
+    if (!summary) return;
+    await writeState(config.stateDir, summary).catch((e) =>
+      log.warning("Cannot write the state file in {dir}: {error}", { dir: config.stateDir, error: e.message })
+    );
+  };
 
   const daemon = new Daemon({
     pass: (reason) => {
@@ -57,6 +65,10 @@ export async function runCommand(initial: Config, io: Io, opts: RunOptions): Pro
       const observed = { ...await observe(deps, AbortSignal.timeout(60_000)), busyHints: currentHints() };
       const p = plan(observed, desiredOf(config), deps.clock());
       for (const o of latency.update(p.views)) metrics.observeSpawnOnline(o.seconds, o.type);
+      // The gauges and the state file show this observation, not only the last pass's (issue: a long
+      // check-interval left "booting=2, idle=0" on a dashboard for half an hour after the runners came online).
+      metrics.observeRunners(p.views);
+      await saveState(state.observed(countBuckets(p.views), deps.clock()));
       return p.actions.length > 0;
     },
     onPass: async (report, reason) => {
@@ -66,9 +78,7 @@ export async function runCommand(initial: Config, io: Io, opts: RunOptions): Pro
         if (r.action.kind === "create" && r.outcome === "done" && r.name) latency.created(r.name);
       }
       logPass(report, reason);
-      await writeState(config.stateDir, summarize(report, deps.clock())).catch((e) =>
-        log.warning("Cannot write the state file in {dir}: {error}", { dir: config.stateDir, error: e.message })
-      );
+      await saveState(state.passed(report, deps.clock()));
     },
     onError: (what, error) =>
       log.error("The {what} failed: {error}", { what, error: (error as Error)?.message ?? String(error) }),

@@ -11,13 +11,22 @@ import { Broker, type BrokerLogEntry } from "./github_broker.ts";
 import { type RequestLogEntry, RestFront, type Violation } from "./github_api.ts";
 import type { FailureSpec } from "./github_failures.ts";
 import { type DownloadHost, type DownloadRequest, listen, type Listener, startDownloadHost } from "./github_http.ts";
-import { type FakeJob, type FakeRunner, FakeState } from "./github_state.ts";
+import { type FakeHistory, type FakeJob, type FakeRunner, FakeState, type RunnerMoment } from "./github_state.ts";
 import { runnerApi } from "./openapi.ts";
 import { FAKE_RUNNER_VERSION, fakeRunnerTarballBytes, sha256Hex } from "./runner_app.ts";
 
 export type { FailureSpec } from "./github_failures.ts";
 export { primaryRateLimit, secondaryRateLimit } from "./github_failures.ts";
-export type { BrokerLogEntry, DownloadRequest, FakeJob, FakeRunner, RequestLogEntry, Violation };
+export type {
+  BrokerLogEntry,
+  DownloadRequest,
+  FakeHistory,
+  FakeJob,
+  FakeRunner,
+  RequestLogEntry,
+  RunnerMoment,
+  Violation,
+};
 
 export interface FakeGithubOptions {
   /** Address to listen on: "127.0.0.1", or the LXD bridge ("10.200.77.1") when containers must reach the fake. */
@@ -221,6 +230,16 @@ export class FakeGithub {
 
   jobs(): FakeJob[] {
     return this.#state.jobs();
+  }
+
+  /** Every runner as GitHub knows it now, with whether its application connected and whether it holds a job. */
+  moments(): RunnerMoment[] {
+    return this.#state.moments();
+  }
+
+  /** Every full runner listing answered and every deregistration done, with what GitHub knew then. */
+  get history(): FakeHistory {
+    return this.#state.history;
   }
 
   /** Polls `predicate` every intervalMs (default 50) until it holds; throws after timeoutMs. */

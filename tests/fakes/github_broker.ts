@@ -88,11 +88,11 @@ export class Broker {
     if (!job || job.id !== jobId) return { status: 409, body: "not this runner's job\n" };
     if (action === "started") {
       if (job.state !== "assigned") return { status: 409, body: `job is ${job.state}\n` };
-      job.state = "running";
+      Object.assign(job, { state: "running", startedAt: state.now });
       r.busy = true;
     } else if (action === "done") {
       if (job.state !== "running") return { status: 409, body: `job is ${job.state}\n` };
-      job.state = "done";
+      Object.assign(job, { state: "done", endedAt: state.now });
       r.job = undefined;
       r.busy = false;
       if (r.ephemeral) state.remove(r.id);

@@ -80,6 +80,7 @@ function listRunners(ctx: RestContext, req: RestRequest): RestResponse {
   const name = req.query.get("name");
   const all = ctx.state.list().filter((r) => name === null || r.name === name);
   const { items, link } = paginate(ctx, req, all);
+  if (name === null) ctx.state.history.listings.push({ at: ctx.now(), runners: ctx.state.moments() });
   return {
     status: 200,
     headers: link ? { link } : {},
@@ -156,6 +157,7 @@ function deleteRunner(ctx: RestContext, id: number): RestResponse {
   if (!r) return errorBody(404, "Not Found", ctx.docsUrl);
   // GitHub refuses to remove a runner that is running a job (422, message verbatim, stray quote included).
   if (r.busy) return errorBody(422, `Bad request - Runner "${r.name}" is still running a job"`, ctx.docsUrl);
+  ctx.state.history.deregistrations.push({ at: ctx.now(), runner: ctx.state.moment(r) });
   ctx.state.remove(id);
   return { status: 204 };
 }

@@ -32,6 +32,27 @@ export interface FakeJob {
   /** The runner that took it. */
   runner?: string;
   state: "queued" | "assigned" | "running" | "done" | "failed";
+  /** Milliseconds since the epoch: queued, started on a runner, done (or failed). */
+  queuedAt: number;
+  startedAt?: number;
+  endedAt?: number;
+}
+
+/** One runner as GitHub knew it at an instant: what a churn test judges the manager's decisions against. */
+export interface RunnerMoment {
+  name: string;
+  status: "online" | "offline";
+  busy: boolean;
+  /** Its runner application has connected (an offline runner that never connected is still booting). */
+  connected: boolean;
+  /** It was handed a job (assigned or running). */
+  hasJob: boolean;
+}
+
+/** Every full runner listing the fake answered (200 or 304), and every deregistration it carried out. */
+export interface FakeHistory {
+  listings: { at: number; runners: RunnerMoment[] }[];
+  deregistrations: { at: number; runner: RunnerMoment }[];
 }
 
 export interface RunnerRecord extends Omit<FakeRunner, "status"> {
@@ -66,6 +87,7 @@ export class FakeState {
   readonly #labelIds = new Map<string, number>();
   readonly #jobs: FakeJob[] = [];
   readonly groups: RunnerGroup[] = [{ id: 1, name: "Default" }];
+  readonly history: FakeHistory = { listings: [], deregistrations: [] };
   #nextRunnerId = 1001;
   #nextJobId = 1;
   /** Called after every change that a waiting broker poll may care about (a job queued, a runner removed). */
@@ -108,12 +130,21 @@ export class FakeState {
     return record;
   }
 
+  /** The runners as they are now (RunnerMoment). */
+  moments(): RunnerMoment[] {
+    return this.list().map((r) => this.moment(r));
+  }
+
+  moment(r: RunnerRecord): RunnerMoment {
+    return { name: r.name, status: this.status(r), busy: r.busy, connected: !!r.connected, hasJob: !!r.job };
+  }
+
   remove(id: number): void {
     const r = this.#runners.get(id);
     if (!r) return;
     // A job handed out but not started goes back to the queue; one that was running fails with its runner.
     if (r.job?.state === "assigned") Object.assign(r.job, { state: "queued", runner: undefined });
-    if (r.job?.state === "running") r.job.state = "failed";
+    if (r.job?.state === "running") Object.assign(r.job, { state: "failed", endedAt: this.#now() });
     this.#runners.delete(id);
     this.onChange();
   }
@@ -142,7 +173,13 @@ export class FakeState {
   }
 
   queueJob(spec: { seconds: number; labels?: string[]; target?: string }): FakeJob {
-    const job: FakeJob = { id: this.#nextJobId++, seconds: spec.seconds, labels: spec.labels ?? [], state: "queued" };
+    const job: FakeJob = {
+      id: this.#nextJobId++,
+      seconds: spec.seconds,
+      labels: spec.labels ?? [],
+      state: "queued",
+      queuedAt: this.#now(),
+    };
     if (spec.target !== undefined) job.target = spec.target;
     this.#jobs.push(job);
     this.onChange();
@@ -170,5 +207,9 @@ export class FakeState {
 
   touch(r: RunnerRecord): void {
     r.lastSeenMs = this.#now();
+  }
+
+  get now(): number {
+    return this.#now();
   }
 }

@@ -28,19 +28,26 @@ Deno.test("cleanup: our leftovers go, other prefixes' runners and instances stay
     const extendedInstance = bed.newName(`${prefix}-1`);
     const unmarked = bed.newName();
     const stopped = bed.newName();
+    // Running, ours, but without a registration or a runner id: what an older version's spawn that died left.
+    const legacy = bed.newName();
     await Promise.all([
       bed.createInstance({ name: foreign, owner: `${prefix}x`, start: false }),
       bed.createInstance({ name: extendedInstance, owner: `${prefix}-1`, start: false }),
       bed.createInstance({ name: unmarked, start: false }),
       bed.createInstance({ name: stopped, owner: prefix, start: false }),
+      bed.createInstance({ name: legacy, owner: prefix, start: true }),
     ]);
-    assert.deepEqual(await ownRunners(bed), { registered: [orphan, vanishing].sort(), instances: [stopped] });
+    assert.deepEqual(await ownRunners(bed), {
+      registered: [orphan, vanishing].sort(),
+      instances: [legacy, stopped].sort(),
+    });
 
     const report = await bed.pass();
     assert.deepEqual(summary(report), [
       "create container: done",
       "remove orphan-registration: done",
       "remove stopped: done",
+      "remove unregistered: done",
     ]);
     assert.equal(report.ok, true);
     assert.equal(report.before.vanishing, 1, "an online registration without instance waits to read offline");
@@ -50,6 +57,7 @@ Deno.test("cleanup: our leftovers go, other prefixes' runners and instances stay
     for (const name of [vanishing, other, extended]) assert.ok(registered.has(name), `${name} was left registered`);
     const lxd = new Map((await bed.lxd.listInstances()).map((i) => [i.name, i.status]));
     assert.equal(lxd.has(stopped), false, "our stopped instance was deleted");
+    assert.equal(lxd.has(legacy), false, "our instance without a registration was deleted");
     for (const name of [foreign, extendedInstance, unmarked]) {
       assert.equal(lxd.get(name), "Stopped", `${name} untouched`);
     }
@@ -68,9 +76,11 @@ Deno.test("cleanup: an instance whose runner never comes online is kept until bo
   let offset = 0;
   const bed = await openBed({ containers: 1, "boot-timeout": "10m" }, { clock: () => Date.now() + offset });
   try {
-    // Ours by name and mark, running, but nothing inside will ever register: a failed boot.
+    // Ours by name and marks, registered (offline) as a spawn leaves it, running, but nothing inside will ever
+    // connect: a failed boot.
     const stuck = bed.newName();
-    await bed.createInstance({ name: stuck, owner: bed.prefix, start: true, ephemeral: true });
+    const { id } = bed.fake.addRunner({ name: stuck, status: "offline", busy: false, ephemeral: true });
+    await bed.createInstance({ name: stuck, owner: bed.prefix, runnerId: id, start: true, ephemeral: true });
 
     await t.step("young: booting, it counts toward the target, so nothing is created or removed", async () => {
       const report = await bed.pass();

@@ -12,7 +12,7 @@ import { makeDeps } from "../../lib/deps.ts";
 import { GithubClient } from "../../lib/github.ts";
 import { detectLxdSocket, LxdClient } from "../../lib/lxd.ts";
 import { logger, setupLogging } from "../../lib/log.ts";
-import { KEY_PREFIX, runnerName } from "../../lib/names.ts";
+import { KEY_PREFIX, KEY_RUNNER_ID, runnerName } from "../../lib/names.ts";
 import { type PassOptions, type PassReport, runPass } from "../../lib/reconcile.ts";
 import type { PassDeps } from "../../lib/reconcile.ts";
 import { removeRunnerNetwork } from "../../lib/runner_network.ts";
@@ -49,7 +49,9 @@ export interface Bed {
    * Creates a container behind the manager's back (another owner's, or a stopped or stuck one of ours), from the
    * test image. `owner` is written as the ownership mark; none when absent. close() deletes it.
    */
-  createInstance(spec: { name: string; owner?: string; start: boolean; ephemeral?: boolean }): Promise<void>;
+  createInstance(
+    spec: { name: string; owner?: string; runnerId?: number; start: boolean; ephemeral?: boolean },
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -115,7 +117,10 @@ export async function openBed(file: RawConfig, opts: BedOptions = {}): Promise<B
         image: TEST_IMAGE,
         ephemeral: spec.ephemeral ?? false,
         start: spec.start,
-        config: spec.owner === undefined ? {} : { [KEY_PREFIX]: spec.owner },
+        config: {
+          ...(spec.owner === undefined ? {} : { [KEY_PREFIX]: spec.owner }),
+          ...(spec.runnerId === undefined ? {} : { [KEY_RUNNER_ID]: String(spec.runnerId) }),
+        },
       });
     },
     async close() {
@@ -176,6 +181,12 @@ export function idleRunners(bed: Bed): string[] {
 
 export function summary(report: PassReport): string[] {
   return report.results.map((r) =>
-    `${r.action.kind === "create" ? `create ${r.action.type}` : `remove ${r.action.cause}`}: ${r.outcome}`
+    `${
+      r.action.kind === "create"
+        ? `create ${r.action.type}`
+        : r.action.kind === "remove"
+        ? `remove ${r.action.cause}`
+        : "mark finished"
+    }: ${r.outcome}`
   ).sort();
 }

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { idleRunners, openBed, summary } from "./harness.ts";
+import { FINISHED_GRACE_MS } from "../../lib/reconcile.ts";
 
 Deno.test("a busy runner missing from the list keeps its instance", async () => {
   let offset = 0;
@@ -18,16 +19,25 @@ Deno.test("a busy runner missing from the list keeps its instance", async () => 
       what: "busy",
     });
 
-    // The list misses it, and its instance is older than boot-timeout: the planner sees a failed boot.
+    // The list misses it: the planner sees a registration gone, i.e. a finished runner. The first pass marks it.
+    const missing = () =>
+      bed.fake.injectFailure({
+        method: "GET",
+        pathIncludes: "/actions/runners",
+        status: 200,
+        body: { total_count: 0, runners: [] },
+      });
     offset = 11 * 60_000;
-    bed.fake.injectFailure({
-      method: "GET",
-      pathIncludes: "/actions/runners",
-      status: 200,
-      body: { total_count: 0, runners: [] },
-    });
+    missing();
+    const first = await bed.pass();
+    assert.ok(summary(first).includes("mark finished: done"), summary(first).join(", "));
+    assert.ok(!summary(first).some((s) => s.startsWith("remove")), summary(first).join(", "));
+
+    // Past the grace the planner removes it, and the removal asks GitHub by name first: busy, so it is kept.
+    offset += FINISHED_GRACE_MS + 1_000;
+    missing();
     const report = await bed.pass();
-    assert.ok(summary(report).includes("remove boot-timeout: kept-busy"), summary(report).join(", "));
+    assert.ok(summary(report).includes("remove finished: kept-busy"), summary(report).join(", "));
     assert.equal((await bed.instances()).get(name), "Running");
     assert.ok(bed.fake.runners().some((r) => r.name === name && r.busy), "the job's runner is still registered");
   } finally {

@@ -4,104 +4,10 @@
  * passes; /metrics (parsed with a real Prometheus text parser) matches what happened.
  */
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
-import { createServer } from "node:net";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { getMetricsFromIterator } from "prom2javascript";
-import { type Bed, idleRunners, openBed } from "./harness.ts";
-import { runCommand } from "../../lib/commands/run.ts";
-import type { RawConfig } from "../../lib/config.ts";
-
-const SECRET = "a-webhook-secret-for-tests";
-const LONG = "10m"; // longer than any wait below: whatever happens in a test, this timer did not cause it
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    }).on("error", reject);
-  });
-}
-
-interface Service {
-  bed: Bed;
-  url: string;
-  stop(): Promise<number>;
-}
-
-async function startService(file: RawConfig, secret?: string): Promise<Service> {
-  const port = await freePort();
-  const bed = await openBed({ ...file, listen: `127.0.0.1:${port}`, ...(secret ? { "webhook-secret": secret } : {}) });
-  bed.reconfigure({ "state-dir": join(bed.cacheDir, "state") });
-  const stop = new AbortController();
-  const done = runCommand(bed.config, {
-    out: () => {},
-    err: () => {},
-    isTty: false,
-    env: {},
-    stop: stop.signal,
-  }, { reload: () => bed.config });
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntil(async () => (await fetch(`${url}/readyz`).then((r) => r.status).catch(() => 0)) === 200, "ready");
-  return {
-    bed,
-    url,
-    stop: async () => {
-      stop.abort();
-      const code = await done;
-      await bed.close();
-      return code;
-    },
-  };
-}
-
-async function waitUntil(f: () => Promise<boolean> | boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function scrape(url: string) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const families = await getMetricsFromIterator(text.split("\n")[Symbol.iterator]());
-  const series = (name: string, labels: Record<string, string>) =>
-    ((families[name]?.data ?? []) as unknown as { labels: Record<string, string>; value?: number; count?: number }[])
-      .filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-  /** A counter's or gauge's value summed over the matching series. */
-  const sum = (name: string, labels: Record<string, string> = {}) =>
-    series(name, labels).reduce((n, s) => n + Number(s.value), 0);
-  /** A histogram's observation count summed over the matching series. */
-  const count = (name: string, labels: Record<string, string> = {}) =>
-    series(name, labels).reduce((n, s) => n + Number(s.count), 0);
-  return { sum, count, names: Object.keys(families) };
-}
-
-function signedDelivery(url: string, payload: unknown, secret: string) {
-  const body = JSON.stringify(payload);
-  const signature = "sha256=" + createHmac("sha256", secret).update(body).digest("hex");
-  return fetch(`${url}/webhook`, {
-    method: "POST",
-    headers: { "x-github-event": "workflow_job", "x-hub-signature-256": signature, "content-type": "application/json" },
-    body,
-  });
-}
-
-const job = (action: string, runnerName: string | null) => ({
-  action,
-  workflow_job: {
-    id: 4242,
-    run_id: 1,
-    labels: ["self-hosted", "linux"],
-    runner_name: runnerName,
-    created_at: "2026-11-28T12:00:00Z",
-    started_at: "2026-11-28T12:00:03Z",
-    status: action,
-  },
-});
+import { idleRunners } from "./harness.ts";
+import { LONG, scrape, SECRET, signedDelivery, startService, waitUntil, workflowJob as job } from "./service_bed.ts";
 
 Deno.test("service: the watch alone replaces a runner that took a job", async () => {
   const svc = await startService({ containers: 2, "check-interval": LONG, "watch-interval": "1s" });
@@ -193,6 +99,43 @@ Deno.test("service: an in_progress webhook is believed before GitHub's lagging b
     });
     assert.ok((await bed.instances()).has(hinted), "the hinted runner is not removed as surplus");
     assert.deepEqual(bed.fake.violations, []);
+  } finally {
+    assert.equal(await svc.stop(), 0);
+  }
+});
+
+Deno.test("service: the runner gauges and the state file follow the watch between passes", async () => {
+  // max-runners = target: a runner that goes busy cannot be replaced, so nothing gives the watch a reason to start a
+  // pass. Whatever the gauges show after the first pass, only the watch can have told them.
+  const svc = await startService({
+    containers: 2,
+    "max-runners": 2,
+    "check-interval": LONG,
+    "watch-interval": "1s",
+  });
+  const { bed } = svc;
+  try {
+    const gauge = async (state: string) => (await scrape(svc.url)).sum("github_runner_runners", { state });
+    const passes = async () => (await scrape(svc.url)).sum("github_runner_passes_total");
+    const counts = async () =>
+      JSON.parse(await readFile(join(bed.config.stateDir, "state.json"), "utf8")).counts as Record<string, number>;
+    await bed.fake.waitFor(() => idleRunners(bed).length === 2, { timeoutMs: 60_000, what: "2 idle" });
+    const afterSpawn = await passes();
+    // The pass that spawned them saw none: the watch brings the gauges and the state file to the truth.
+    await waitUntil(async () => (await gauge("idle")) === 2 && (await counts()).idle === 2, "idle=2 from the watch");
+
+    const [taken] = idleRunners(bed);
+    bed.fake.assignJob(taken, { seconds: 120 });
+    await bed.fake.waitFor((f) => f.runners().some((r) => r.name === taken && r.busy), {
+      timeoutMs: 30_000,
+      what: "busy",
+    });
+    await waitUntil(
+      async () => (await gauge("busy")) === 1 && (await gauge("idle")) === 1 && (await counts()).busy === 1,
+      "busy=1, idle=1 from the watch",
+    );
+    assert.equal(await passes(), afterSpawn, "no pass ran: the gauges moved with the watch alone");
+    assert.equal(await gauge("booting"), 0);
   } finally {
     assert.equal(await svc.stop(), 0);
   }
