@@ -29,6 +29,8 @@ export interface Config {
   /** "": no limit. */
   readonly containerMemory: string;
   readonly maxRunners: number;
+  /** Spawns and removals in flight at once; 0: 4 per core (lib/reconcile.ts defaultConcurrency). */
+  readonly concurrency: number;
   readonly bootTimeoutMs: number;
   /** 0: no limit. */
   readonly maxRunnerAgeMs: number;
@@ -120,6 +122,7 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = Object.freeze({
   "container-cpu": { kind: "count", default: 0, min: 0 },
   "container-memory": { kind: "size", default: "" },
   "max-runners": { kind: "count", default: 0, min: 0 },
+  "concurrency": { kind: "count", default: 0, min: 0 },
   "boot-timeout": { kind: "duration", default: "10m" },
   "max-runner-age": { kind: "duration", default: "0s" },
   "lxd-socket": { kind: "path" },
@@ -198,6 +201,7 @@ export function parseConfig(src: ConfigSources): Config {
     containerCpu: get("container-cpu") as number,
     containerMemory: get("container-memory") as string,
     maxRunners: get("max-runners") as number,
+    concurrency: get("concurrency") as number,
     bootTimeoutMs: get("boot-timeout") as number,
     maxRunnerAgeMs: get("max-runner-age") as number,
     lxdSocket: get("lxd-socket") as string | undefined,
@@ -226,6 +230,7 @@ export function parseConfig(src: ConfigSources): Config {
   ) {
     if (ms < 1_000 || ms > DAY_MS) throw new ConfigError(key, "must be between 1s and 24h");
   }
+  if (config.concurrency > 100) throw new ConfigError("concurrency", "must be at most 100 (0: 4 per core)");
   if (scope.kind === "repo" && config.group !== "default") {
     throw new ConfigError("group", `runner groups exist only for organisations, and path "${path}" is a repository`);
   }

@@ -13,12 +13,22 @@ import type { LxdClient } from "./lxd.ts";
 import { runnerName, scopeOf } from "./names.ts";
 import { cachedRunnerApp, ensureRunnerApp, type RunnerApp, runnerArch } from "./runner_app.ts";
 import type { Logger } from "./log.ts";
+import { availableParallelism } from "node:os";
 
 /**
  * How long a finished runner's instance (job done, registration gone) may take to power itself off before it is
  * deleted: a container takes 1-3 s, a VM tens of seconds; one still running after this is stuck.
  */
 export const FINISHED_GRACE_MS = 90_000;
+
+/**
+ * Spawns and removals in flight at once: 4 per core, 4 to 32. LXD's creates, starts and deletes are CPU-bound forks
+ * and mounts; on 2 cores, 20 busybox containers took 9.5-10 s at 4, 8 or 12 at a time, 10.5-11.7 s all at once and
+ * 12.7-14.9 s one by one, and deletes were fastest at 8-12 at a time (scripts/bench_scale.ts has the whole picture).
+ */
+export function defaultConcurrency(cores = availableParallelism()): number {
+  return Math.min(32, Math.max(4, 4 * cores));
+}
 
 export interface PassDeps {
   github: GithubClient;
@@ -48,7 +58,7 @@ export interface PassOptions {
   /** Overall deadline of the pass. Default 15 minutes. */
   deadlineMs?: number;
   signal?: AbortSignal;
-  /** Spawns and removals in flight at once. Default 4. */
+  /** Spawns and removals in flight at once. Default: config's `concurrency`, else defaultConcurrency(). */
   concurrency?: number;
   /** Runner names webhooks reported busy (see Observed.busyHints). */
   busyHints?: readonly string[];
@@ -191,7 +201,7 @@ async function execute(
       lxd: deps.lxd,
       runnerApp,
       runnerGroupId: once(() => deps.github.runnerGroupId(config.group, signal)),
-      imageRelease: once(() => deps.lxd.image(config.image, { signal }).then((i) => i?.properties.release)),
+      image: once(() => deps.lxd.image(config.image, { signal }).then((i) => ({ release: i?.properties.release }))),
       clock: deps.clock,
       specFor: (a) => ({
         name: runnerName(config.namePrefix, deps.randomBytes),
@@ -207,7 +217,11 @@ async function execute(
       }),
     },
     actions,
-    { concurrency: opts.concurrency ?? 4, signal, onProgress: opts.onProgress },
+    {
+      concurrency: opts.concurrency ?? (config.concurrency || defaultConcurrency()),
+      signal,
+      onProgress: opts.onProgress,
+    },
   );
   for (const r of results) logResult(deps.log, r);
   return results;

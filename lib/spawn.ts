@@ -47,8 +47,19 @@ export interface SpawnDeps {
   runnerApp: () => Promise<RunnerApp>;
   /** Resolved lazily and once per pass (organisations look the group up by name). */
   runnerGroupId: () => Promise<number>;
-  /** The image's `release` property ("noble"), a runner label; resolved lazily and once per pass. */
-  imageRelease: () => Promise<string | undefined>;
+  /** What is known of the image; resolved lazily and once per pass, and shared by the pass's spawns. */
+  image: () => Promise<ImageFacts>;
+}
+
+/** What a pass knows of the image its spawns use. */
+export interface ImageFacts {
+  /** The image's `release` property ("noble", "bookworm"): a runner label. */
+  release?: string;
+  /**
+   * Set by the first spawn that found no runner application in the image: the pass's later spawns push it before
+   * their one exec, instead of learning it again with an exec that fails.
+   */
+  lacksRunnerApp?: boolean;
 }
 
 /** The steps of a spawn, in order; a SpawnError names the one that failed (metrics label them). */
@@ -77,7 +88,7 @@ export class SpawnError extends Error {
   }
 }
 
-/** Milliseconds each step took, for the trace (scripts/bench_spawn.ts). */
+/** Milliseconds each step took: the pass report carries them, scripts/bench_scale.ts tabulates them. */
 export type StepTimes = Partial<Record<SpawnStep, number>>;
 
 /** Registers, creates and starts one runner. Returns the GitHub runner id. */
@@ -99,10 +110,10 @@ export async function spawnRunner(
   let [asked, created] = [false, false];
   let runnerId: number | undefined;
   try {
-    const [runnerGroupId, release] = await Promise.all([deps.runnerGroupId(), deps.imageRelease()]);
+    const [runnerGroupId, image] = await Promise.all([deps.runnerGroupId(), deps.image()]);
     asked = true;
     const jit = await deps.github.generateJitConfig(
-      { name: spec.name, labels: runnerLabels(spec, release), runnerGroupId },
+      { name: spec.name, labels: runnerLabels(spec, image.release), runnerGroupId },
       signal,
     );
     runnerId = jit.runnerId;
@@ -119,13 +130,7 @@ export async function spawnRunner(
     }, { signal, timeoutMs: SLOW_STEP_MS });
     created = true;
 
-    next("start");
-    await deps.lxd.pushFile(spec.name, JIT_DROP, jit.encodedJitConfig, { mode: 0o400, signal });
-    const start = () =>
-      deps.lxd.exec(spec.name, ["sh", "-c", START], { signal, timeoutMs: SLOW_STEP_MS, output: "on-failure" });
-    let started = await start();
-    const pushedTarball = started.exitCode === NEEDS_RUNNER_APP;
-    if (pushedTarball) {
+    const pushApp = async () => {
       next("push");
       const app = await deps.runnerApp();
       await deps.lxd.pushFile(spec.name, PUSHED_TARBALL, { fromFile: app.path }, {
@@ -133,6 +138,17 @@ export async function spawnRunner(
         signal,
         timeoutMs: SLOW_STEP_MS,
       });
+    };
+    let pushedTarball = !!image.lacksRunnerApp;
+    if (pushedTarball) await pushApp();
+    next("start");
+    await deps.lxd.pushFile(spec.name, JIT_DROP, jit.encodedJitConfig, { mode: 0o400, signal });
+    const start = () =>
+      deps.lxd.exec(spec.name, ["sh", "-c", START], { signal, timeoutMs: SLOW_STEP_MS, output: "on-failure" });
+    let started = await start();
+    if (started.exitCode === NEEDS_RUNNER_APP && !pushedTarball) {
+      image.lacksRunnerApp = pushedTarball = true;
+      await pushApp();
       next("start");
       started = await start();
     }

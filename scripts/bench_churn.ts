@@ -1,8 +1,9 @@
 /**
  * Benchmark, not a test: the pool under churn (tests/integration/churn.ts) at a few arrival rates against the pool
  * size, with the `run` service kept by its watch (and, with --driver, by webhooks or by passes after every change).
- *   deno run -A scripts/bench_churn.ts [--target 3] [--seconds 60] [--rates 0.5,1,2] [--driver watch] [--seed N]
- * A rate is jobs per minute per pool runner: 1 with a target of 3 is 3 jobs a minute, in singles and bursts.
+ *   deno run -A scripts/bench_churn.ts [--target 3] [--seconds 90] [--rates 1,3,6] [--driver watch] [--seed N]
+ * A rate is jobs per minute per pool runner: 1 with a target of 3 is 3 jobs a minute, in singles and bursts. Jobs
+ * last 2-20 s, so a runner can take at most about 5 a minute: 6 is more work than the pool, and jobs queue.
  * Figures per rate: the share of jobs that found an idle runner waiting, time below target per hour (and per job
  * start, beside LXD's own create+start of one instance measured in the same run: the least a replacement can take),
  * runner-minutes of idle surplus per hour, counted GitHub requests per hour. The run is also judged as the churn test
@@ -21,8 +22,8 @@ import { median, ms, progress, ROOT, whole } from "./bench_common.ts";
 const { values } = parseArgs({
   options: {
     target: { type: "string", default: "3" },
-    seconds: { type: "string", default: "60" },
-    rates: { type: "string", default: "0.5,1,2" },
+    seconds: { type: "string", default: "90" },
+    rates: { type: "string", default: "1,3,6" },
     driver: { type: "string", default: "watch" },
     seed: { type: "string", default: "1" },
   },

@@ -168,7 +168,7 @@ async function timeSpawn(image: string, expectPush: boolean, app: RunnerApp): Pr
     runnerApp: () =>
       expectPush ? Promise.resolve(app) : Promise.reject(new Error(`"${image}" has the runner baked in: no push`)),
     runnerGroupId: () => Promise.resolve(1),
-    imageRelease: () => Promise.resolve(undefined),
+    image: () => Promise.resolve({}),
   };
   const key = expectPush ? "pushed" : "baked";
   let runnerId: number | undefined;

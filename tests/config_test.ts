@@ -52,6 +52,8 @@ const bad: [string, Record<string, unknown>, string][] = [
   ["bad path", { path: "a/b/c" }, "path"],
   ["negative count", { path: "acme", containers: -1 }, "containers"],
   ["fractional count", { path: "acme", "max-runners": 1.5 }, "max-runners"],
+  ["concurrency of a thousand", { path: "acme", concurrency: 1000 }, "concurrency"],
+  ["negative concurrency", { path: "acme", concurrency: -1 }, "concurrency"],
   ["bad duration", { path: "acme", "check-interval": "soon" }, "check-interval"],
   ["zero boot timeout", { path: "acme", "boot-timeout": "0s" }, "boot-timeout"],
   ["a check interval of a month", { path: "acme", "check-interval": "30d" }, "check-interval"],

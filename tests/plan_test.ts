@@ -374,28 +374,24 @@ Deno.test("plan: admission refuses creates the host cannot hold, and says why", 
  * compared (the finished runners' marks are bookkeeping): each row failed on the planner that counted a finished
  * instance as booting.
  */
+/** 3 idle runners, and 2 whose jobs just finished: registrations gone, instances still powering off. */
+const threeIdleTwoFinished = obs(
+  r("a", { ageMin: 30 }),
+  r("b", { ageMin: 20 }),
+  r("c", { ageMin: 10 }),
+  r("d", { noRunner: true, ageMin: 40 }),
+  r("e", { noRunner: true, ageMin: 40 }),
+);
 const churn: { name: string; observed: Observed; desired: Partial<Desired>; expect: string[] }[] = [
   {
     name: "3 idle at target 3, 2 jobs just finished: no idle runner is removed",
-    observed: obs(
-      r("a", { ageMin: 30 }),
-      r("b", { ageMin: 20 }),
-      r("c", { ageMin: 10 }),
-      r("d", { noRunner: true, ageMin: 40 }),
-      r("e", { noRunner: true, ageMin: 40 }),
-    ),
+    observed: threeIdleTwoFinished,
     desired: { containers: 3 },
     expect: [],
   },
   {
     name: "target 2, 3 idle after a burst, 2 jobs just finished: exactly one surplus idle runner goes",
-    observed: obs(
-      r("a", { ageMin: 30 }),
-      r("b", { ageMin: 20 }),
-      r("c", { ageMin: 10 }),
-      r("d", { noRunner: true, ageMin: 40 }),
-      r("e", { noRunner: true, ageMin: 40 }),
-    ),
+    observed: threeIdleTwoFinished,
     desired: { containers: 2 },
     expect: [`remove ${n("a")} (surplus)`],
   },

@@ -44,7 +44,7 @@ Deno.test("spawn: a fenced runner gets an isolated NIC on the runners' bridge an
     },
     runnerApp: refuse,
     runnerGroupId: () => Promise.resolve(1),
-    imageRelease: () => Promise.resolve(undefined),
+    image: () => Promise.resolve({}),
   };
   const base: SpawnSpec = {
     name: "p-0123abcd",

@@ -119,7 +119,7 @@ Deno.test({
         lxd: b.deps.lxd,
         runnerApp,
         runnerGroupId: () => Promise.resolve(1),
-        imageRelease: () => Promise.resolve(undefined),
+        image: () => Promise.resolve({}),
       });
       const timeSpawn = async (img: string, runnerApp: () => Promise<RunnerApp>) => {
         const name = b.newName();

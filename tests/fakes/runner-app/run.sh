@@ -12,13 +12,17 @@
 #                                   ACTIONS_RUNNER_INPUT_<NAME>; this keeps the secret out of argv)
 #   RUNNER_ALLOW_RUNASROOT          as in actions/runner: without it, root is refused
 #   FAKE_RUNNER_REQUEST_TIMEOUT     seconds per broker request, default 30 (the broker holds a poll <= 10 s)
-#   FAKE_RUNNER_CONNECT_ATTEMPTS    connect attempts, 1 s apart, before giving up, default 30
+#   FAKE_RUNNER_CONNECT_ATTEMPTS    connect attempts before giving up, default 150
+#   FAKE_RUNNER_RETRY_SECONDS       pause between attempts, default 0.2: a container's DHCP lease often arrives
+#                                   just after the runner starts, and a whole second there would be the fake's
+#                                   own delay in every spawn-to-online figure, not the manager's
 set -u
 umask 077
 DIR=$(cd "$(dirname "$0")" && pwd)
 VERSION=$("$DIR/bin/Runner.Listener" --version)
 REQUEST_TIMEOUT=${FAKE_RUNNER_REQUEST_TIMEOUT:-30}
-CONNECT_ATTEMPTS=${FAKE_RUNNER_CONNECT_ATTEMPTS:-30}
+CONNECT_ATTEMPTS=${FAKE_RUNNER_CONNECT_ATTEMPTS:-150}
+RETRY_SECONDS=${FAKE_RUNNER_RETRY_SECONDS:-0.2}
 RENEW_EVERY=5
 
 log() { echo "$(date -u '+%Y-%m-%d %H:%M:%SZ'): $*"; }
@@ -99,7 +103,7 @@ report() {
   until call "$1" >/dev/null; do
     if [ $? -ge 2 ] || [ "$attempt" -ge "$CONNECT_ATTEMPTS" ]; then return 1; fi
     attempt=$((attempt + 1))
-    sleep 1
+    sleep "$RETRY_SECONDS"
   done
 }
 
@@ -126,7 +130,7 @@ while :; do
     exit 1
   fi
   attempt=$((attempt + 1))
-  sleep 1
+  sleep "$RETRY_SECONDS"
 done
 log "√ Connected to GitHub"
 log "Listening for Jobs"
@@ -147,7 +151,7 @@ while [ -z "$job" ]; do
     3)
       log "The runner's local state is gone; exiting."
       exit 1 ;;
-    *) sleep 1 ;;
+    *) sleep "$RETRY_SECONDS" ;;
   esac
 done
 
