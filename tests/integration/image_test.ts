@@ -68,6 +68,10 @@ Deno.test({
       first = result.fingerprint;
       assert.equal(await images.aliasTarget(image), first);
       assert.equal(await images.aliasTarget(previousAlias(image)), undefined, "nothing to keep on a first build");
+      // Spawns label runners with the image's release, read before the instance exists: the build carries it over.
+      const built = await lxd.image(image);
+      assert.equal(built?.properties.os, "debian");
+      assert.equal(built?.properties.release, "bookworm");
       await noLeftovers();
     });
 
@@ -114,17 +118,17 @@ Deno.test({
     await t.step("a runner spawned from the image comes online without a push; timed against busybox", async () => {
       bed = await openBed({ containers: 0 });
       const b = bed;
-      const spawnDeps = (runnerApp: () => Promise<RunnerApp>) => ({
+      const spawnDeps = (img: string, runnerApp: () => Promise<RunnerApp>) => ({
         github: b.deps.github,
         lxd: b.deps.lxd,
         runnerApp,
         runnerGroupId: () => Promise.resolve(1),
-        image: () => Promise.resolve({}),
+        image: () => b.lxd.image(img).then((i) => ({ release: i?.properties.release })),
       });
       const timeSpawn = async (img: string, runnerApp: () => Promise<RunnerApp>) => {
         const name = b.newName();
         const started = performance.now();
-        const result = await spawnRunner(spawnDeps(runnerApp), {
+        const result = await spawnRunner(spawnDeps(img, runnerApp), {
           name,
           type: "container",
           prefix: b.prefix,
@@ -144,6 +148,8 @@ Deno.test({
       };
       const baked = await timeSpawn(image, () => Promise.reject(new Error("the baked image needs no runner tarball")));
       assert.equal(baked.pushedTarball, false);
+      const labels = b.fake.runners().find((r) => r.name.startsWith(b.prefix))?.labels;
+      assert.ok(labels?.includes("bookworm"), `the runner carries the image's release as a label: ${labels}`);
       const pushed = await timeSpawn(TEST_IMAGE, () => Promise.resolve(app));
       assert.equal(pushed.pushedTarball, true);
       const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
