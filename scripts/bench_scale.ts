@@ -176,7 +176,8 @@ try {
 const ratio = (a: number, b: number) => isNaN(a / b) ? "—" : `${(a / b).toFixed(2)}×`;
 const scaleRows = SIZES.flatMap((n) =>
   CONCURRENCY.map((c) =>
-    `| ${label(n, c)} | ${ms(m(`online${n}c${c}`))} | ${ms(m(`serial${n}`))} | ${ms(m(`atOnce${n}`))} | ` +
+    `| ${label(n, c)} | ${ms(m(`online${n}c${c}`))} | ${ms(m(`pass${n}c${c}`))} | ${ms(m(`serial${n}`))} | ` +
+    `${ms(m(`atOnce${n}`))} | ` +
     `${ratio(m(`online${n}c${c}`), m(`atOnce${n}`))} | ${ms(m(`down${n}c${c}`))} | ${ms(m(`deleteAtOnce${n}`))} | ` +
     `${ratio(m(`down${n}c${c}`), m(`deleteAtOnce${n}`))} |`
   )
@@ -195,8 +196,8 @@ const md = `## Scale benchmark: ${SIZES.join(", ")} runners, ${R} rounds (median
 - ${new Date().toISOString()}; ${cpus().length} CPUs; load average ${load0.toFixed(2)} at start, \
 ${loadavg()[0].toFixed(2)} at end
 
-| N | 0 → N online (binary) | LXD: N one after another | LXD: N at once | online / at once | N → 0 (binary) | LXD: delete N at once | ratio |
-|---|---|---|---|---|---|---|---|
+| N | 0 → N online (binary) | its pass (start to exit) | LXD: N one after another | LXD: N at once | online / at once | N → 0 (binary) | LXD: delete N at once | ratio |
+|---|---|---|---|---|---|---|---|---|
 ${scaleRows.join("\n")}
 
 Where a spawn's time goes (median per runner, from the pass report; \`register\` = runner group, image release and
