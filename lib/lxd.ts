@@ -197,7 +197,7 @@ export class LxdClient {
         });
     }
     // An instance whose stop (or failed start) is still settling answers "busy running a ... operation" for a
-    // moment (seen on LXD 5.0.2): retry that, 100 ms more patient each time (5.5 s over 10 tries), within the
+    // moment (seen on LXD 5.0.2): retry that, 100 ms more patient each time (4.5 s over 10 tries), within the
     // call's deadline. A fixed second would put a timer in every scale-down that meets it.
     for (let attempt = 1;; attempt++) {
       try {
