@@ -268,9 +268,13 @@ export class LxdClient {
   /** The image an alias (or a fingerprint, 12+ hex digits) names; undefined when there is none. */
   async image(aliasOrFingerprint: string, opts?: CallOptions): Promise<ImageInfo | undefined> {
     const call = this.#call(`look up image "${aliasOrFingerprint}"`, opts);
-    // An alias first, as LXD resolves a source: a fingerprint-like name may still be an alias.
-    const alias = await this.#lxd.sync(call, { method: "GET", path: `/1.0/images/aliases/${enc(aliasOrFingerprint)}` })
-      .catch(gone);
+    // An alias first, as LXD resolves a source: a fingerprint-like name may still be an alias. A whole fingerprint
+    // (64 hex digits, as the alias lookup of a pass returns it) is taken as one.
+    const whole = /^[0-9a-f]{64}$/.test(aliasOrFingerprint);
+    const alias = whole ? GONE : await this.#lxd.sync(call, {
+      method: "GET",
+      path: `/1.0/images/aliases/${enc(aliasOrFingerprint)}`,
+    }).catch(gone);
     if (alias === GONE && !looksLikeFingerprint(aliasOrFingerprint)) return undefined;
     const target = alias === GONE ? aliasOrFingerprint : (alias as Record<string, unknown> | null)?.target;
     if (typeof target !== "string") throw new LxdError(call.operation, 0, "LXD returned an alias without a target");

@@ -8,6 +8,7 @@ import { sizeBytes } from "./units.ts";
 import { type Action, plan, planFlush } from "./plan.ts";
 import { type Bucket, countBuckets, type RunnerView } from "./classify.ts";
 import { act, type ActionResult } from "./act.ts";
+import type { SpawnDeps } from "./spawn.ts";
 import type { GithubClient } from "./github.ts";
 import type { LxdClient } from "./lxd.ts";
 import { runnerName, scopeOf } from "./names.ts";
@@ -144,12 +145,17 @@ export async function runPass(deps: PassDeps, config: Config, opts: PassOptions 
     ok: true,
   };
   const runnerApp = once(() => resolveRunnerApp(deps, config, signal));
+  let observed: Observed | undefined;
+  // The observation already resolved the alias (rotation): look up the image it named, not the alias again.
+  const image = once(() =>
+    deps.lxd.image(observed?.currentImage ?? config.image, { signal }).then((i) => ({ release: i?.properties.release }))
+  );
   try {
-    let observed: Observed = { ...await observe(deps, signal), busyHints: opts.busyHints };
+    observed = { ...await observe(deps, signal), busyHints: opts.busyHints };
     if (opts.flush) {
       const flush = planFlush(observed, desired, deps.clock(), opts.flush);
       fillBefore(report, flush.views);
-      report.results.push(...await execute(deps, config, flush.actions, runnerApp, opts, signal));
+      report.results.push(...await execute(deps, config, flush.actions, { runnerApp, image }, opts, signal));
       observed = { ...await observe(deps, signal), busyHints: opts.busyHints };
     }
     const p = plan(observed, desired, deps.clock());
@@ -171,7 +177,7 @@ export async function runPass(deps: PassDeps, config: Config, opts: PassOptions 
       }
     }
     for (const problem of report.problems) deps.log.warning("{problem}", { problem });
-    report.results.push(...await execute(deps, config, actions, runnerApp, { ...opts, maskNics }, signal));
+    report.results.push(...await execute(deps, config, actions, { runnerApp, image }, { ...opts, maskNics }, signal));
   } catch (e) {
     report.error = (e as Error).message ?? String(e);
     deps.log.error("Pass stopped: {error}", { error: report.error });
@@ -185,7 +191,7 @@ async function execute(
   deps: PassDeps,
   config: Config,
   actions: Action[],
-  runnerApp: () => Promise<RunnerApp>,
+  lazy: Pick<SpawnDeps, "runnerApp" | "image">,
   opts: PassOptions & { maskNics?: string[] },
   signal: AbortSignal,
 ): Promise<ActionResult[]> {
@@ -199,9 +205,8 @@ async function execute(
     {
       github: deps.github,
       lxd: deps.lxd,
-      runnerApp,
+      ...lazy,
       runnerGroupId: once(() => deps.github.runnerGroupId(config.group, signal)),
-      image: once(() => deps.lxd.image(config.image, { signal }).then((i) => ({ release: i?.properties.release }))),
       clock: deps.clock,
       specFor: (a) => ({
         name: runnerName(config.namePrefix, deps.randomBytes),

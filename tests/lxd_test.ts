@@ -232,3 +232,34 @@ Deno.test("an operation that outlives the call's timeout fails with status 0 and
     });
   });
 });
+
+Deno.test("image() resolves an alias, a whole fingerprint and a partial one to the same image; none is undefined", async () => {
+  const byAlias = await lxd.image(IMAGE);
+  assert.ok(byAlias && /^[0-9a-f]{64}$/.test(byAlias.fingerprint), "an alias resolves to a whole fingerprint");
+  assert.equal(byAlias.properties.release, "1.35", "the test image's release property (scripts/lxd-test-host.sh)");
+  assert.deepEqual(await lxd.image(byAlias.fingerprint), byAlias);
+  assert.deepEqual(await lxd.image(byAlias.fingerprint.slice(0, 12)), byAlias);
+  assert.equal(await lxd.image(`${RUN}-no-such-alias`), undefined);
+  assert.equal(await lxd.image("0".repeat(64)), undefined);
+});
+
+Deno.test("setUserKeys sets user.* keys on a running instance and refuses any other key", async () => {
+  await withContainer(async (name) => {
+    await lxd.setUserKeys(name, { "user.github-runner.finished-at": "1234" });
+    const listed = (await lxd.listInstances()).find((i) => i.name === name);
+    assert.equal(listed?.userKeys["user.github-runner.finished-at"], "1234");
+    await assert.rejects(lxd.setUserKeys(name, { "limits.cpu": "1" }), /not a user\.\* key/);
+  });
+});
+
+Deno.test("exec with output on-failure skips the logs on success and reads them on failure", async () => {
+  await withContainer(async (name) => {
+    assert.deepEqual(await lxd.exec(name, ["sh", "-c", "echo out"], { output: "on-failure" }), {
+      exitCode: 0,
+      stdout: "",
+      stderr: "",
+    });
+    const failed = await lxd.exec(name, ["sh", "-c", "echo why >&2; exit 3"], { output: "on-failure" });
+    assert.deepEqual(failed, { exitCode: 3, stdout: "", stderr: "why\n" });
+  });
+});
