@@ -94,9 +94,12 @@ async function markFinished(
   a: Extract<Action, { kind: "mark-finished" }>,
   signal?: AbortSignal,
 ): Promise<Omit<ActionResult, "durationMs" | "action">> {
-  // Gone meanwhile (it powered off, as a finished runner should) is as good as marked.
+  // Gone meanwhile (404), or in the middle of powering off (LXD refuses to change an instance that is "busy running a
+  // stop operation", seen in CI), is what a finished runner should do: as good as marked. The next pass looks again.
   await deps.lxd.setUserKeys(a.name, { [KEY_FINISHED_AT]: String(a.at) }, { signal }).catch((e) => {
-    if (!(e instanceof LxdError && e.status === 404)) throw e;
+    const poweringOff = e instanceof LxdError &&
+      (e.status === 404 || /busy running a "stop" operation/.test(e.message));
+    if (!poweringOff) throw e;
   });
   return { outcome: "done" };
 }

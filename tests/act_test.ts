@@ -39,7 +39,7 @@ Deno.test("act: removals report per runner (busy kept, failure isolated) and pro
   assert.deepEqual(progress, ["1/4", "2/4", "3/4", "4/4"]);
 });
 
-Deno.test("act: a finished runner GitHub still lists is kept; its mark is written; a vanished one counts as marked", async () => {
+Deno.test("act: a finished runner GitHub still lists is kept; its mark is written; one gone or powering off counts as marked", async () => {
   const keys: Record<string, Record<string, string>> = {};
   const deps = {
     github: {
@@ -50,10 +50,17 @@ Deno.test("act: a finished runner GitHub still lists is kept; its mark is writte
     },
     lxd: {
       deleteInstance: () => Promise.reject(new Error("must not delete")),
-      setUserKeys: (name: string, k: Record<string, string>) =>
-        name === "p-0000000c"
-          ? Promise.reject(new LxdError("set user keys", 404, "Instance not found"))
-          : (keys[name] = k, Promise.resolve()),
+      setUserKeys: (name: string, k: Record<string, string>) => {
+        if (name === "p-0000000c") return Promise.reject(new LxdError("set user keys", 404, "Instance not found"));
+        if (name === "p-0000000d") {
+          // LXD 5.0.2's words while the instance powers off (seen in CI).
+          const busy = 'Failed to create instance update operation: Instance is busy running a "stop" operation';
+          return Promise.reject(new LxdError("set user keys", 500, busy));
+        }
+        if (name === "p-0000000e") return Promise.reject(new LxdError("set user keys", 500, "disk full"));
+        keys[name] = k;
+        return Promise.resolve();
+      },
     },
     clock: () => 0,
   } as unknown as ActDeps;
@@ -61,8 +68,10 @@ Deno.test("act: a finished runner GitHub still lists is kept; its mark is writte
     { kind: "remove", name: "p-0000000a", cause: "finished", reason: "r", instance: true },
     { kind: "mark-finished", name: "p-0000000b", at: 1234, reason: "r" },
     { kind: "mark-finished", name: "p-0000000c", at: 1234, reason: "r" },
+    { kind: "mark-finished", name: "p-0000000d", at: 1234, reason: "r" },
+    { kind: "mark-finished", name: "p-0000000e", at: 1234, reason: "r" },
   ], { concurrency: 2 });
-  assert.deepEqual(results.map((r) => r.outcome), ["kept", "done", "done"]);
+  assert.deepEqual(results.map((r) => r.outcome), ["kept", "done", "done", "done", "failed"]);
   assert.deepEqual(keys, { "p-0000000b": { [KEY_FINISHED_AT]: "1234" } });
 });
 
