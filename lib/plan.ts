@@ -7,20 +7,8 @@ import { formatBytes } from "./units.ts";
 import { type Bucket, classify, type RunnerView } from "./classify.ts";
 import { KEY_FINISHED_AT } from "./names.ts";
 
-export type RemoveCause =
-  | "surplus"
-  | "over-cap"
-  | "max-age"
-  | "outdated"
-  | "boot-timeout"
-  | "stopped"
-  | "orphan-registration"
-  | "finished"
-  | "unregistered"
-  | "flush";
-
-/** Every RemoveCause, for metrics that start each label value at 0. */
-export const REMOVE_CAUSES: readonly RemoveCause[] = [
+/** Why a runner is removed: every value, in one list (metrics start each label value at 0). */
+export const REMOVE_CAUSES = [
   "surplus",
   "over-cap",
   "max-age",
@@ -31,7 +19,8 @@ export const REMOVE_CAUSES: readonly RemoveCause[] = [
   "finished",
   "unregistered",
   "flush",
-];
+] as const;
+export type RemoveCause = typeof REMOVE_CAUSES[number];
 
 export type Action =
   | { kind: "create"; type: InstanceType; reason: string }
