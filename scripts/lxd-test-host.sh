@@ -92,9 +92,17 @@ if [ ! -d /run/systemd/system ] && grep -Eq '^(passwd|group|shadow):.*systemd' /
   sed -i -E '/^(passwd|group|shadow):/ s/[[:space:]]+systemd//' /etc/nsswitch.conf
   NSS_CHANGED=1
 fi
+# LXD 5.0.2 keeps a file descriptor per started container (its lxc.log) for as long as it runs: after about a thousand
+# starts (benchmarks) it held 3445, and the first start of a container then failed its uid shift ("Failed to handle
+# idmapped storage: Failed to change ownership of ...", "Failed readlink" in lxd.stdout). Start such a daemon afresh.
+LXD_PID="$(pgrep -x lxd | head -1 || true)"
+if [ -n "$LXD_PID" ] && [ "$(ls "/proc/$LXD_PID/fd" 2>/dev/null | wc -l)" -gt 1000 ]; then
+  log "lxd holds $(ls "/proc/$LXD_PID/fd" | wc -l) file descriptors: restarting it"
+  NSS_CHANGED=1
+fi
 if [ "${NSS_CHANGED:-0}" = 1 ] && lxd waitready --timeout=1 >/dev/null 2>&1; then
-  # A daemon started before the change keeps the old module loaded: restart it (instances restart with it).
-  log "restarting lxd so that it reads the new nsswitch.conf"
+  # A daemon started before the change keeps the old module loaded (or holds too many fds): restart it.
+  log "restarting lxd"
   timeout 90 lxd shutdown --timeout=60 >/dev/null 2>&1 || true
 fi
 if lxd waitready --timeout=1 >/dev/null 2>&1; then
